@@ -1,0 +1,105 @@
+"""Todo service: a multi-user todo-task REST API.
+
+`create_app` is the only place that wires everything together. It never
+touches the database, so the service starts (and answers /healthz) while the
+database is unreachable.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from .config import Config, engine_options
+from .errors import register_error_handlers
+from .extensions import api, db, jwt, migrate
+from .observability import RequestLogMiddleware, configure_logging
+from .request_guards import register_request_guards
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+_SECRET_FILE = "jwt-secret.key"  # noqa: S105 (a file name)
+
+
+def create_app(config: type[Config] | Mapping[str, Any] | None = None) -> Flask:
+    """Build the app. `config` is a config class (default `Config`) or a
+    mapping of overrides applied on top of `Config` and the environment."""
+    app = Flask(__name__, instance_relative_config=True, static_folder=None)
+    config_class = config if isinstance(config, type) else Config
+    app.config.from_object(config_class)
+    app.config.update(config_class.from_env())
+    if isinstance(config, Mapping):
+        app.config.update(config)
+
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    configure_logging(app.config["LOG_LEVEL"])
+    _configure_database(app)
+    _configure_secret(app)
+    app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_BODY_BYTES"]
+
+    db.init_app(app)
+    # Batch mode: SQLite can only alter tables by copying them.
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
+    jwt.init_app(app)
+    api.init_app(app)
+
+    from . import cli, security
+    from .routes import register_routes
+
+    register_routes(app)
+    register_error_handlers(app)  # after api.init_app: ours replace flask-smorest's
+    security.register_jwt_callbacks(app)
+    register_request_guards(app)
+    cli.register_commands(app)
+    app.wsgi_app = RequestLogMiddleware(app.wsgi_app)  # type: ignore[method-assign]
+    return app
+
+
+def _configure_database(app: Flask) -> None:
+    url = app.config.get("SQLALCHEMY_DATABASE_URI")
+    if not url:
+        url = f"sqlite:///{Path(app.instance_path) / 'todo.sqlite3'}"
+        app.config["SQLALCHEMY_DATABASE_URI"] = url
+    if not app.config.get("SQLALCHEMY_ENGINE_OPTIONS"):
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(
+            url, app.config.get("ENGINE_SETTINGS") or os.environ
+        )
+
+
+def _configure_secret(app: Flask) -> None:
+    """Never a hard-coded default: without JWT_SECRET_KEY, a random key is
+    made once and kept in the instance folder (shared by the workers of one
+    machine; replicas need the variable)."""
+    if app.config.get("JWT_SECRET_KEY"):
+        return
+    path = Path(app.instance_path) / _SECRET_FILE
+    if not path.exists():
+        _write_new_secret(path)
+    app.config["JWT_SECRET_KEY"] = path.read_text().strip()
+    log.warning(
+        "JWT_SECRET_KEY is not set: using the generated key in %s; set JWT_SECRET_KEY "
+        "in production so that every replica shares one key",
+        path,
+    )
+
+
+def _write_new_secret(path: Path) -> None:
+    # Write aside, then link into place: several workers starting at once
+    # either create the file whole or find it there whole.
+    temp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_urlsafe(48))
+    try:
+        os.link(temp, path)
+    except FileExistsError:
+        pass
+    finally:
+        temp.unlink()

@@ -1,0 +1,170 @@
+"""Configuration read from the environment (a `.env` file works too).
+
+Standard library only: this module is imported before anything else is set up.
+A value that is set but wrong fails at start-up with one clear line
+(`ConfigError`), rather than somewhere deep inside a request.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+
+class ConfigError(RuntimeError):
+    """A setting from the environment is present but unusable."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def normalize_database_url(url: str) -> str:
+    """Pin PostgreSQL URLs to psycopg2, the driver this service ships with.
+
+    Neon and Heroku hand out `postgres://`, which SQLAlchemy does not accept,
+    and SQLAlchemy 2.1 reads a bare `postgresql://` as psycopg 3.
+    """
+    return re.sub(r"^postgres(?:ql)?://", "postgresql+psycopg2://", url.strip())
+
+
+def _engine_options(url: str, env: Mapping[str, str]) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        # A file database: several gunicorn workers share it through WAL mode
+        # and a busy timeout (set per connection in `database.py`).
+        return {"connect_args": {"timeout": 30}}
+    return {
+        # Serverless PostgreSQL closes idle connections and scales to zero:
+        # check a connection before use and recycle it before the server does.
+        "pool_pre_ping": True,
+        "pool_recycle": _int(env, "DATABASE_POOL_RECYCLE", 300, minimum=1),
+        "pool_size": _int(env, "DATABASE_POOL_SIZE", 5, minimum=1),
+        "max_overflow": _int(env, "DATABASE_MAX_OVERFLOW", 5, minimum=0),
+        "pool_timeout": _int(env, "DATABASE_POOL_TIMEOUT", 5, minimum=1),
+        # No libpq startup `options`: PgBouncer in transaction mode refuses them.
+        "connect_args": {
+            "connect_timeout": _int(env, "DATABASE_CONNECT_TIMEOUT", 3, minimum=1),
+        },
+    }
+
+
+class Config:
+    """Production defaults; `from_env` fills in what the environment says."""
+
+    # Contract numbers (API.md).
+    MAX_BODY_BYTES = 64 * 1024
+    DEFAULT_PAGE_SIZE = 100
+    MAX_PAGE_SIZE = 1000
+    MAX_PAGE = 1_000_000
+
+    # flask-smorest / OpenAPI.
+    API_TITLE = "Todo service"
+    API_VERSION = "1.0.0"
+    OPENAPI_VERSION = "3.0.3"
+    OPENAPI_URL_PREFIX = "/api"
+    OPENAPI_JSON_PATH = "openapi.json"
+    OPENAPI_SWAGGER_UI_PATH = "/docs"
+    OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
+    API_SPEC_OPTIONS: dict[str, Any] = {
+        "info": {
+            "description": "A multi-user todo-task REST API. Authenticate with "
+            "`POST /api/auth/login` and send the access token as "
+            "`Authorization: Bearer <token>`."
+        },
+        "components": {
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            }
+        },
+    }
+
+    # flask-jwt-extended.
+    JWT_TOKEN_LOCATION = ["headers"]
+    JWT_ALGORITHM = "HS256"
+    JWT_ACCESS_TOKEN_EXPIRES = timedelta(minutes=15)
+    JWT_REFRESH_TOKEN_EXPIRES = timedelta(days=30)
+
+    # argon2id cost; about 0.1 s a hash on a 2-core machine (README: login cost).
+    ARGON2_TIME_COST = 3
+    ARGON2_MEMORY_COST = 65536
+    ARGON2_PARALLELISM = 1
+
+    SQLALCHEMY_TRACK_MODIFICATIONS = False
+    SQLALCHEMY_DATABASE_URI: str | None = None  # None: a SQLite file in the instance folder
+    SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {}
+    ENGINE_SETTINGS: dict[str, str] = {}  # the DATABASE_* environment, for engine options
+    JWT_SECRET_KEY: str | None = None  # None: generated once, kept in the instance folder
+
+    LOG_LEVEL = "INFO"
+    TESTING = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """The settings the environment overrides, as a mapping for `app.config`."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        url = env.get("DATABASE_URL", "").strip()
+        if url:
+            values["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(url)
+        secret = env.get("JWT_SECRET_KEY", "").strip()
+        if secret:
+            if len(secret) < 32:
+                raise ConfigError("JWT_SECRET_KEY must be at least 32 characters long")
+            values["JWT_SECRET_KEY"] = secret
+        access = _int(env, "JWT_ACCESS_TOKEN_MINUTES", 15, minimum=1)
+        if access > 24 * 60:
+            raise ConfigError("JWT_ACCESS_TOKEN_MINUTES must be at most 1440 (a day)")
+        values["JWT_ACCESS_TOKEN_EXPIRES"] = timedelta(minutes=access)
+        values["JWT_REFRESH_TOKEN_EXPIRES"] = timedelta(
+            days=_int(env, "JWT_REFRESH_TOKEN_DAYS", 30, minimum=1)
+        )
+        values["ARGON2_TIME_COST"] = _int(env, "ARGON2_TIME_COST", cls.ARGON2_TIME_COST, minimum=1)
+        values["ARGON2_MEMORY_COST"] = _int(
+            env, "ARGON2_MEMORY_COST", cls.ARGON2_MEMORY_COST, minimum=8
+        )
+        level = env.get("LOG_LEVEL", cls.LOG_LEVEL).strip().upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+        values["LOG_LEVEL"] = level
+        values["ENGINE_SETTINGS"] = {
+            key: value for key, value in env.items() if key.startswith("DATABASE_")
+        }
+        return values
+
+
+def engine_options(url: str, settings: Mapping[str, str]) -> dict[str, Any]:
+    """SQLAlchemy engine options for `url`, tuned by the DATABASE_* settings."""
+    return _engine_options(url, settings)
+
+
+class TestConfig(Config):
+    """Fast and deterministic: cheap password hashes, a fixed secret."""
+
+    TESTING = True
+    JWT_SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"  # noqa: S105
+    ARGON2_TIME_COST = 1
+    ARGON2_MEMORY_COST = 1024

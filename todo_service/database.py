@@ -1,0 +1,141 @@
+"""What makes SQLite and PostgreSQL behave alike for this service.
+
+- `UTCDateTime`: timezone-aware UTC datetimes in and out on both databases
+  (SQLite hands back naive values).
+- `next_timestamp(col)`: a value strictly later than `col` and not earlier than
+  now, computed inside the UPDATE so that concurrent changes of one row get
+  strictly increasing `updated_at` values in commit order (API.md, Tasks).
+- `unicode_lower(expr)`: Unicode lower-casing (SQLite's `lower()` is ASCII only).
+- `code_point_order(expr)`: sort strings by code point whatever the locale.
+- SQLite connections: foreign keys on, WAL, and `BEGIN IMMEDIATE`, so that
+  several gunicorn workers writing at once wait for each other instead of
+  failing with "database is locked".
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import DateTime, event
+from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.types import String, TypeDecorator
+
+_SQLITE_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+_ONE_MICROSECOND = timedelta(microseconds=1)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A `DateTime(timezone=True)` that always returns aware UTC datetimes."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given for a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # SQLite, from a raw SQL expression
+            value = datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class next_timestamp(FunctionElement[datetime]):  # noqa: N801 (SQL function style)
+    type = UTCDateTime()
+    inherit_cache = True
+
+
+@compiles(next_timestamp, "postgresql")
+def _next_timestamp_pg(element: next_timestamp, compiler: SQLCompiler, **kw: Any) -> str:
+    # clock_timestamp(), not now(): now() is the transaction's start and can go
+    # backwards in commit order.
+    (column,) = element.clauses
+    col = compiler.process(column, **kw)
+    return f"GREATEST(clock_timestamp(), {col} + interval '1 microsecond')"
+
+
+@compiles(next_timestamp, "sqlite")
+def _next_timestamp_sqlite(element: next_timestamp, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"todo_next_ts({compiler.process(element.clauses, **kw)})"
+
+
+class unicode_lower(FunctionElement[str]):  # noqa: N801
+    type = String()
+    inherit_cache = True
+
+
+@compiles(unicode_lower)
+def _unicode_lower_default(element: unicode_lower, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"lower({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(unicode_lower, "sqlite")
+def _unicode_lower_sqlite(element: unicode_lower, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"todo_lower({compiler.process(element.clauses, **kw)})"
+
+
+class code_point_order(FunctionElement[str]):  # noqa: N801
+    type = String()
+    inherit_cache = True
+
+
+@compiles(code_point_order)
+def _code_point_order_default(element: code_point_order, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)  # SQLite's BINARY is code point order
+
+
+@compiles(code_point_order, "postgresql")
+def _code_point_order_pg(element: code_point_order, compiler: SQLCompiler, **kw: Any) -> str:
+    return f'({compiler.process(element.clauses, **kw)}) COLLATE "C"'
+
+
+def _sqlite_next_ts(previous: str | None) -> str:
+    now = datetime.now(UTC).replace(tzinfo=None)
+    if previous is not None:
+        now = max(now, datetime.fromisoformat(previous) + _ONE_MICROSECOND)
+    return now.strftime(_SQLITE_FORMAT)
+
+
+def _sqlite_lower(value: str | None) -> str | None:
+    return value.lower() if isinstance(value, str) else value
+
+
+@event.listens_for(Engine, "connect")
+def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+    if not isinstance(dbapi_connection, sqlite3.Connection):
+        return
+    # Let SQLAlchemy emit BEGIN itself (see `_on_begin`), not the driver.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    cursor.close()
+    dbapi_connection.create_function("todo_next_ts", 1, _sqlite_next_ts, deterministic=False)
+    dbapi_connection.create_function("todo_lower", 1, _sqlite_lower, deterministic=True)
+
+
+@event.listens_for(Engine, "begin")
+def _on_begin(connection: Connection) -> None:
+    if connection.dialect.name == "sqlite":
+        # Take the write lock up front: a transaction that reads and then writes
+        # would otherwise fail at once with SQLITE_BUSY when another worker
+        # committed in between, whatever the busy timeout.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,0 +1,59 @@
+"""The tables. The schema itself belongs to the migrations; these must agree
+with them (tests/test_migrations.py checks that they do)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, false
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .database import UTCDateTime, utcnow
+from .extensions import db
+
+EMAIL_MAX_LENGTH = 254
+NAME_MAX_LENGTH = 255
+TITLE_MAX_LENGTH = 255
+DESCRIPTION_MAX_LENGTH = 10_000
+
+
+class User(db.Model):  # type: ignore[name-defined]
+    __tablename__ = "users"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    # Stored lower-case, so a plain unique constraint is case-insensitive.
+    email: Mapped[str] = mapped_column(String(EMAIL_MAX_LENGTH), unique=True)
+    name: Mapped[str | None] = mapped_column(String(NAME_MAX_LENGTH))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    # Copied into every token; a password change bumps it, revoking every
+    # older token at once (a timestamp cannot: `iat` has whole seconds).
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Task(db.Model):  # type: ignore[name-defined]
+    __tablename__ = "tasks"
+    __table_args__ = (
+        # One user's tasks, newest first: listing, counting, keyset paging.
+        Index("ix_tasks_user_id_created_at_id", "user_id", "created_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    title: Mapped[str] = mapped_column(String(TITLE_MAX_LENGTH))
+    description: Mapped[str | None] = mapped_column(Text)
+    completed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class RevokedToken(db.Model):  # type: ignore[name-defined]
+    """A token that must no longer be accepted: logged out, or a refresh token
+    already used (rotation). Kept until the token would have expired anyway."""
+
+    __tablename__ = "revoked_tokens"
+
+    jti: Mapped[str] = mapped_column(String(36), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

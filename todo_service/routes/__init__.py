@@ -1,0 +1,14 @@
+"""HTTP layer: blueprints that validate, call one service, and render."""
+
+from flask import Flask
+
+from ..extensions import api
+from . import auth, ops, tasks
+from .converters import register_converters
+
+
+def register_routes(app: Flask) -> None:
+    register_converters(app)
+    api.register_blueprint(auth.blp)
+    api.register_blueprint(tasks.blp)
+    api.register_blueprint(ops.blp)

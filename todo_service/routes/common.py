@@ -1,0 +1,90 @@
+"""What every blueprint shares: the JSON body parser, fast JSON rendering, and
+the documentation of error responses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, cast
+
+import orjson
+from flask import Request, Response, request
+from flask_smorest import Blueprint
+from marshmallow import Schema, ValidationError
+from webargs.core import missing
+from webargs.flaskparser import FlaskParser, is_json_request
+from werkzeug.http import HTTP_STATUS_CODES
+
+from ..errors import MalformedJson, ValidationFailed
+from ..schemas import ErrorOut
+
+BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+
+
+def parse_json_body(req: Request) -> Any:
+    """The request's JSON body, `missing` when there is none; malformed JSON
+    or invalid UTF-8 is a 400 with no field errors (API.md, Bodies)."""
+    data = req.get_data(cache=True)
+    if not data:
+        return missing
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise MalformedJson() from None
+
+
+class JsonBodyParser(FlaskParser):
+    def _raw_load_json(self, req: Request) -> Any:
+        if not is_json_request(req):
+            return missing
+        return parse_json_body(req)
+
+
+class ApiBlueprint(Blueprint):
+    ARGUMENTS_PARSER = JsonBodyParser()
+
+    def errors(self, *codes: int) -> Callable[[Any], Any]:
+        """Document the error responses an operation can give."""
+
+        def decorator(view: Any) -> Any:
+            for code in codes:
+                view = self.alt_response(
+                    code, schema=ErrorOut, description=HTTP_STATUS_CODES[code]
+                )(view)
+            return view
+
+        return decorator
+
+
+def load_optional_body(schema: Schema) -> dict[str, Any] | None:
+    """None when the request has no body; otherwise the body loaded through
+    `schema`, failures as the usual 422."""
+    body = parse_json_body(request)
+    if body is missing:
+        return None
+    try:
+        loaded: dict[str, Any] = schema.load(cast(Any, body))
+    except ValidationError as exc:
+        raise ValidationFailed(errors={"json": exc.messages_dict}) from None
+    return loaded
+
+
+def json_response(
+    payload: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    body = orjson.dumps(payload, option=orjson.OPT_UTC_Z)
+    return Response(body, status=status, headers=headers, mimetype="application/json")
+
+
+def task_payload(task: Mapping[Any, Any]) -> dict[str, Any]:
+    """The task representation (API.md): exactly these keys, `status` derived."""
+    completed = task["completed"]
+    return {
+        "id": task["id"],
+        "user_id": task["user_id"],
+        "title": task["title"],
+        "description": task["description"],
+        "completed": completed,
+        "status": "completed" if completed else "pending",
+        "created_at": task["created_at"],
+        "updated_at": task["updated_at"],
+    }

@@ -1,0 +1,36 @@
+"""Liveness and readiness (API.md, Operations)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from sqlalchemy import text
+
+from ..errors import DatabaseUnavailable
+from ..extensions import db
+from .common import ApiBlueprint, json_response
+
+blp = ApiBlueprint("ops", __name__, url_prefix="", description="Operations.")
+
+
+@blp.route("/healthz")
+class Health(MethodView):
+    @blp.response(200, description="The process serves.")
+    def get(self) -> Any:
+        """Liveness: the process serves (never touches the database)"""
+        return json_response({"status": "ok"})
+
+
+@blp.route("/readyz")
+class Ready(MethodView):
+    @blp.response(200, description="The database answers.")
+    @blp.errors(503)
+    def get(self) -> Any:
+        """Readiness: the database answers"""
+        try:
+            db.session.execute(text("SELECT 1"))
+        except Exception:
+            db.session.rollback()
+            raise DatabaseUnavailable() from None
+        return json_response({"status": "ok"})

@@ -1,0 +1,154 @@
+"""Tasks: /api/{user_id}/tasks/... (API.md, Tasks).
+
+Views return ready-made JSON responses (orjson on plain mappings); the
+`@blp.response` schemas document exactly those representations.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask import Response, request
+from flask.views import MethodView
+from flask_jwt_extended import jwt_required
+
+from ..schemas import (
+    CompleteIn,
+    TaskCreate,
+    TaskListArgs,
+    TaskOut,
+    TaskPatch,
+    TaskReplace,
+)
+from ..security import resolve_owner
+from ..services import tasks
+from .common import BEARER, ApiBlueprint, json_response, load_optional_body, task_payload
+from .pagination import PAGINATION_HEADERS_DOC, pagination_headers
+
+blp = ApiBlueprint("tasks", __name__, url_prefix="/api", description="Your tasks.")
+
+_LOCATION_DOC = {"Location": {"description": "URL of the new task.", "schema": {"type": "string"}}}
+
+
+def _task_url(owner_id: uuid.UUID, task_id: uuid.UUID) -> str:
+    return f"/api/{owner_id}/tasks/{task_id}"
+
+
+@blp.route("/<user_ref:user_id>/tasks")
+class TaskCollection(MethodView):
+    decorators = [jwt_required()]
+
+    @blp.arguments(TaskListArgs, location="query")
+    @blp.response(200, TaskOut(many=True), headers=PAGINATION_HEADERS_DOC)
+    @blp.errors(401, 403)
+    @blp.doc(security=BEARER)
+    def get(self, args: dict[str, Any], user_id: uuid.UUID | str) -> Any:
+        """List your tasks, one page
+
+        Filters combine with AND. Paging metadata is in the `X-Pagination`
+        header (JSON) and in the `Link` header.
+        """
+        owner = resolve_owner(user_id)
+        query = _list_query(args)
+        rows, total = tasks.list_tasks(owner_id=owner, query=query)
+        headers = pagination_headers(
+            total=total, page=query.page, page_size=query.page_size, args=request.args
+        )
+        return json_response([task_payload(row) for row in rows], headers=headers)
+
+    @blp.arguments(TaskCreate)
+    @blp.response(201, TaskOut, headers=_LOCATION_DOC)
+    @blp.errors(400, 401, 403, 413, 415)
+    @blp.doc(security=BEARER)
+    def post(self, data: dict[str, Any], user_id: uuid.UUID | str) -> Any:
+        """Create a task
+
+        Send `completed` or `status` (or both, agreeing).
+        """
+        owner = resolve_owner(user_id)
+        task = tasks.create_task(owner_id=owner, **data)
+        return json_response(task_payload(task), 201, {"Location": _task_url(owner, task["id"])})
+
+
+def _list_query(args: dict[str, Any]) -> tasks.ListQuery:
+    return tasks.ListQuery(
+        completed=None if "completed" not in args else args["completed"] == "true",
+        status=args.get("status"),
+        q=args.get("q") or None,
+        sort=args["sort"],
+        page=args["page"],
+        page_size=args["page_size"],
+    )
+
+
+@blp.route("/<user_ref:user_id>/tasks/<uuid:task_id>")
+class TaskItem(MethodView):
+    decorators = [jwt_required()]
+
+    @blp.response(200, TaskOut)
+    @blp.errors(401, 403, 404)
+    @blp.doc(security=BEARER)
+    def get(self, user_id: uuid.UUID | str, task_id: uuid.UUID) -> Any:
+        """Get one task"""
+        owner = resolve_owner(user_id)
+        return json_response(task_payload(tasks.get_task(owner_id=owner, task_id=task_id)))
+
+    @blp.arguments(TaskReplace)
+    @blp.response(200, TaskOut)
+    @blp.errors(400, 401, 403, 404, 413, 415)
+    @blp.doc(security=BEARER)
+    def put(self, data: dict[str, Any], user_id: uuid.UUID | str, task_id: uuid.UUID) -> Any:
+        """Replace a task
+
+        A field left out takes its default (`description` null, not completed).
+        """
+        owner = resolve_owner(user_id)
+        row = tasks.update_task(owner_id=owner, task_id=task_id, changes=data)
+        return json_response(task_payload(row))
+
+    @blp.arguments(TaskPatch)
+    @blp.response(200, TaskOut)
+    @blp.errors(400, 401, 403, 404, 413, 415)
+    @blp.doc(security=BEARER)
+    def patch(self, data: dict[str, Any], user_id: uuid.UUID | str, task_id: uuid.UUID) -> Any:
+        """Change some fields of a task"""
+        owner = resolve_owner(user_id)
+        row = tasks.update_task(owner_id=owner, task_id=task_id, changes=data)
+        return json_response(task_payload(row))
+
+    @blp.response(204)
+    @blp.errors(401, 403, 404)
+    @blp.doc(security=BEARER)
+    def delete(self, user_id: uuid.UUID | str, task_id: uuid.UUID) -> Any:
+        """Delete a task"""
+        owner = resolve_owner(user_id)
+        tasks.delete_task(owner_id=owner, task_id=task_id)
+        return Response(status=204)
+
+
+@blp.route("/<user_ref:user_id>/tasks/<uuid:task_id>/complete")
+class TaskCompletion(MethodView):
+    decorators = [jwt_required()]
+
+    @blp.doc(
+        requestBody={
+            "required": False,
+            "description": 'No body: toggle. `{"completed": true|false}`: set.',
+            "content": {"application/json": {"schema": CompleteIn}},
+        }
+    )
+    @blp.response(200, TaskOut)
+    @blp.errors(400, 401, 403, 404, 413, 415, 422)
+    @blp.doc(security=BEARER)
+    def patch(self, user_id: uuid.UUID | str, task_id: uuid.UUID) -> Any:
+        """Toggle or set completion
+
+        With no body (or an empty one) the task flips, atomically; with
+        `{"completed": bool}` it is set. `{}` or any other field is a 422.
+        """
+        body = load_optional_body(CompleteIn())
+        owner = resolve_owner(user_id)
+        value = None if body is None else body["completed"]
+        row = tasks.set_completed(owner_id=owner, task_id=task_id, value=value)
+        return json_response(task_payload(row))

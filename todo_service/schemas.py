@@ -1,0 +1,237 @@
+"""Request and response schemas (marshmallow): validation and the OpenAPI document.
+
+Names say the direction: `...In` / `Task{Create,Replace,Patch}` are loaded from
+requests, `...Out` describe responses, `TaskListArgs` is the query string.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import (
+    EXCLUDE,
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validate,
+    validates_schema,
+)
+
+from .models import (
+    DESCRIPTION_MAX_LENGTH,
+    EMAIL_MAX_LENGTH,
+    NAME_MAX_LENGTH,
+    TITLE_MAX_LENGTH,
+)
+
+PASSWORD_MIN_LENGTH = 8
+PASSWORD_MAX_LENGTH = 128
+STATUSES = ("pending", "completed")
+SORTS = ("created_at", "-created_at", "updated_at", "-updated_at", "title", "-title")
+
+
+class Text(fields.String):
+    """A string without NUL characters (PostgreSQL cannot store them)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if text is not None and "\x00" in text:
+            raise ValidationError("Must not contain NUL characters.")
+        return text
+
+
+class TrimmedText(Text):
+    """Surrounding white space removed before the length is checked."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        return text.strip() if text is not None else None
+
+
+class StrictBoolean(fields.Boolean):
+    """A JSON `true` or `false` only: not "true", 1, "yes" (API.md)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, bool):
+            raise ValidationError("Not a valid boolean.")
+        return value
+
+
+def _not_blank(what: str) -> validate.Validator:
+    return validate.Length(min=1, error=f"{what} must not be blank.")
+
+
+class BodySchema(Schema):
+    class Meta:
+        unknown = RAISE  # API.md: unknown fields are a 422, never ignored
+
+
+# --------------------------------------------------------------------- accounts
+
+
+class RegisterIn(BodySchema):
+    email = TrimmedText(
+        required=True,
+        validate=[validate.Length(max=EMAIL_MAX_LENGTH), validate.Email()],
+        metadata={"example": "ada@example.com"},
+    )
+    password = Text(
+        required=True,
+        validate=validate.Length(min=PASSWORD_MIN_LENGTH, max=PASSWORD_MAX_LENGTH),
+        metadata={"format": "password"},
+    )
+    name = Text(allow_none=True, validate=validate.Length(max=NAME_MAX_LENGTH))
+
+    @post_load
+    def lower_email(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        data["email"] = data["email"].lower()
+        return data
+
+
+class LoginIn(BodySchema):
+    email = TrimmedText(required=True, validate=validate.Length(max=EMAIL_MAX_LENGTH))
+    password = Text(
+        required=True,
+        validate=validate.Length(max=PASSWORD_MAX_LENGTH),
+        metadata={"format": "password"},
+    )
+
+    @post_load
+    def lower_email(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        data["email"] = data["email"].lower()
+        return data
+
+
+class LogoutIn(BodySchema):
+    refresh_token = fields.String(
+        allow_none=True,
+        metadata={"description": "Also revoke this refresh token (if it is one of yours)."},
+    )
+
+
+class MePatch(BodySchema):
+    name = Text(allow_none=True, validate=validate.Length(max=NAME_MAX_LENGTH))
+    password = Text(
+        validate=validate.Length(min=PASSWORD_MIN_LENGTH, max=PASSWORD_MAX_LENGTH),
+        metadata={"format": "password"},
+    )
+    current_password = Text(
+        validate=validate.Length(max=PASSWORD_MAX_LENGTH),
+        metadata={"format": "password", "description": "Required with `password`."},
+    )
+
+
+class UserOut(Schema):
+    id = fields.UUID(required=True)
+    email = fields.String(required=True)
+    name = fields.String(required=True, allow_none=True)
+    created_at = fields.DateTime(required=True)
+    updated_at = fields.DateTime(required=True)
+
+
+class TokenPairOut(Schema):
+    access_token = fields.String(required=True)
+    refresh_token = fields.String(required=True)
+    token_type = fields.String(required=True, metadata={"enum": ["bearer"]})
+    expires_in = fields.Integer(
+        required=True, metadata={"description": "Access token lifetime in seconds."}
+    )
+
+
+# ------------------------------------------------------------------------ tasks
+
+
+class _TaskFields(BodySchema):
+    title = TrimmedText(
+        validate=[
+            _not_blank("Title"),
+            validate.Length(max=TITLE_MAX_LENGTH),
+        ],
+        metadata={"example": "Buy milk"},
+    )
+    description = Text(allow_none=True, validate=validate.Length(max=DESCRIPTION_MAX_LENGTH))
+    completed = StrictBoolean()
+    status = fields.String(validate=validate.OneOf(STATUSES))
+
+    @validates_schema
+    def completed_matches_status(self, data: dict[str, Any], **kwargs: Any) -> None:
+        both = "completed" in data and "status" in data
+        if both and data["completed"] != (data["status"] == "completed"):
+            raise ValidationError("`completed` and `status` disagree.", "_schema")
+
+    @post_load
+    def fold_status(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        # `status` is another view of `completed`: keep one fact.
+        status = data.pop("status", None)
+        if status is not None:
+            data["completed"] = status == "completed"
+        return data
+
+
+class TaskCreate(_TaskFields):
+    """A field left out takes its default."""
+
+    title = TrimmedText(
+        required=True,
+        validate=[_not_blank("Title"), validate.Length(max=TITLE_MAX_LENGTH)],
+        metadata={"example": "Buy milk"},
+    )
+
+    @post_load
+    def apply_defaults(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        data.setdefault("description", None)
+        data.setdefault("completed", False)
+        return data
+
+
+class TaskReplace(TaskCreate):
+    """PUT: the whole task; a field left out takes its default."""
+
+
+class TaskPatch(_TaskFields):
+    """PATCH: any subset of the PUT fields."""
+
+
+class CompleteIn(BodySchema):
+    completed = StrictBoolean(required=True)
+
+
+class TaskOut(Schema):
+    id = fields.UUID(required=True)
+    user_id = fields.UUID(required=True)
+    title = fields.String(required=True)
+    description = fields.String(required=True, allow_none=True)
+    completed = fields.Boolean(required=True)
+    status = fields.String(required=True, metadata={"enum": list(STATUSES)})
+    created_at = fields.DateTime(required=True)
+    updated_at = fields.DateTime(required=True)
+
+
+class TaskListArgs(Schema):
+    class Meta:
+        unknown = EXCLUDE  # API.md: unknown query parameters are ignored
+
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    # The strings true/false only: marshmallow's Boolean also takes 1, yes, on.
+    completed = fields.String(validate=validate.OneOf(("true", "false")))
+    q = Text(metadata={"description": "Case-insensitive substring of title or description."})
+    sort = fields.String(load_default="-created_at", validate=validate.OneOf(SORTS))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
+    page_size = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+class ErrorOut(Schema):
+    code = fields.Integer(required=True)
+    status = fields.String(required=True)
+    message = fields.String(required=True)
+    errors = fields.Dict(
+        keys=fields.String(),
+        values=fields.Dict(keys=fields.String(), values=fields.List(fields.String())),
+        metadata={"description": "Field errors by location (json, query, headers)."},
+    )
+
+
+class HealthOut(Schema):
+    status = fields.String(required=True)

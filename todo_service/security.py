@@ -1,0 +1,127 @@
+"""Password hashing, tokens, and every flask-jwt-extended callback.
+
+flask-jwt-extended answers a bad, expired or missing token with 401 or 422
+`{"msg": ...}` and no `WWW-Authenticate` unless every loader is replaced: all
+of them here give the contract's 401 (API.md, Authentication).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import Flask, Response, current_app, g, request
+from flask_jwt_extended import create_access_token, create_refresh_token, get_jwt
+
+from .errors import BEARER_CHALLENGE, Forbidden, error_response
+from .extensions import jwt
+from .observability import USER_ID_KEY
+from .services import tokens
+
+_HASHER_KEY = "todo.password_hasher"
+_DUMMY_HASH_KEY = "todo.dummy_hash"
+
+
+def _hasher() -> PasswordHasher:
+    hasher: PasswordHasher = current_app.extensions[_HASHER_KEY]
+    return hasher
+
+
+def hash_password(password: str) -> str:
+    return _hasher().hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher().verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def burn_password_check(password: str) -> None:
+    """Check against a dummy hash, so an unknown email costs what a wrong
+    password does and the two cannot be told apart by timing."""
+    verify_password(current_app.extensions[_DUMMY_HASH_KEY], password)
+
+
+def issue_token_pair(user_id: uuid.UUID, token_version: int) -> dict[str, Any]:
+    claims = {"ver": token_version}
+    identity = str(user_id)  # PyJWT requires `sub` to be a string
+    lifetime = current_app.config["JWT_ACCESS_TOKEN_EXPIRES"]
+    return {
+        "access_token": create_access_token(identity=identity, additional_claims=claims),
+        "refresh_token": create_refresh_token(identity=identity, additional_claims=claims),
+        "token_type": "bearer",
+        "expires_in": int(lifetime.total_seconds()),
+    }
+
+
+def current_user_id() -> uuid.UUID:
+    """The authenticated caller; set by the revocation check of this request."""
+    user_id: uuid.UUID = g.current_user_id
+    return user_id
+
+
+def current_token_version() -> int:
+    version: int = g.current_token_version
+    return version
+
+
+def resolve_owner(user_ref: uuid.UUID | str) -> uuid.UUID:
+    """`me` or the caller's own id (any letter case) name the caller; any other
+    id is someone else's: 403 (API.md, Tasks)."""
+    caller = current_user_id()
+    if user_ref == "me" or user_ref == caller:
+        return caller
+    raise Forbidden()
+
+
+def token_expiry(claims: dict[str, Any]) -> datetime:
+    return datetime.fromtimestamp(claims["exp"], UTC)
+
+
+def _is_token_revoked(jwt_header: dict[str, Any], claims: dict[str, Any]) -> bool:
+    """One query answers: does the user still exist, is the token's version
+    current (no password change since), and is its id not revoked."""
+    try:
+        user_id = uuid.UUID(claims["sub"])
+    except (KeyError, TypeError, ValueError):
+        return True
+    state = tokens.token_state(user_id=user_id, jti=str(claims.get("jti")))
+    if state is None or state.revoked or state.token_version != claims.get("ver"):
+        return True
+    g.current_user_id = user_id
+    g.current_token_version = state.token_version
+    request.environ[USER_ID_KEY] = user_id
+    return False
+
+
+def _unauthorized(message: str) -> Response:
+    return error_response(401, message, headers=BEARER_CHALLENGE)
+
+
+def register_jwt_callbacks(app: Flask) -> None:
+    jwt.token_in_blocklist_loader(_is_token_revoked)
+    jwt.unauthorized_loader(lambda reason: _unauthorized("Missing bearer token."))
+    jwt.invalid_token_loader(lambda reason: _unauthorized("Invalid token."))
+    jwt.expired_token_loader(lambda header, claims: _unauthorized("Token has expired."))
+    jwt.revoked_token_loader(lambda header, claims: _unauthorized("Token has been revoked."))
+    jwt.needs_fresh_token_loader(lambda header, claims: _unauthorized("Fresh token required."))
+    jwt.user_lookup_error_loader(lambda header, claims: _unauthorized("User no longer exists."))
+    jwt.token_verification_failed_loader(lambda header, claims: _unauthorized("Invalid token."))
+
+    hasher = PasswordHasher(
+        time_cost=app.config["ARGON2_TIME_COST"],
+        memory_cost=app.config["ARGON2_MEMORY_COST"],
+        parallelism=app.config["ARGON2_PARALLELISM"],
+    )
+    app.extensions[_HASHER_KEY] = hasher
+    app.extensions[_DUMMY_HASH_KEY] = hasher.hash(uuid.uuid4().hex)
+
+
+def revoke_presented_token() -> None:
+    claims = get_jwt()
+    tokens.revoke(jti=claims["jti"], expires_at=token_expiry(claims))

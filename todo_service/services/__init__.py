@@ -1,0 +1,1 @@
+"""Business rules and queries: every query scoped to its owner in SQL."""

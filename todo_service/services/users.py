@@ -1,0 +1,99 @@
+"""Accounts: registration, login, profile changes, deletion."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from ..database import utcnow
+from ..errors import EmailTaken, InvalidCredentials, Unauthorized, WrongPassword
+from ..extensions import db
+from ..models import User
+
+PasswordCheck = Callable[[str, str], bool]
+
+
+def register(*, email: str, password_hash: str, name: str | None) -> User:
+    """Create an account; `email` comes already trimmed and lower-cased.
+
+    Uniqueness is the database's job: two registrations racing for one email
+    both get past any check-then-insert, but only one insert succeeds.
+    """
+    now = utcnow()
+    user = User(
+        id=uuid.uuid4(),
+        email=email,
+        name=name,
+        password_hash=password_hash,
+        token_version=0,
+        created_at=now,
+        updated_at=now,
+    )
+    db.session.add(user)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise EmailTaken() from None
+    return user
+
+
+def find_by_email(email: str) -> User | None:
+    return db.session.execute(select(User).where(User.email == email)).scalar_one_or_none()
+
+
+def get(user_id: uuid.UUID) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:  # deleted since the token was checked
+        raise Unauthorized("User no longer exists.")
+    return user
+
+
+def authenticate(
+    *, email: str, password: str, check: PasswordCheck, burn: Callable[[str], None]
+) -> User:
+    """The user whose password matches; the same 401 for an unknown email and
+    a wrong password, in about the same time (`burn` checks a dummy hash)."""
+    user = find_by_email(email)
+    if user is None:
+        burn(password)
+        raise InvalidCredentials()
+    if not check(user.password_hash, password):
+        raise InvalidCredentials()
+    return user
+
+
+def update_profile(
+    *,
+    user_id: uuid.UUID,
+    changes: dict[str, object],
+    check: PasswordCheck,
+    hash_password: Callable[[str], str],
+) -> User:
+    """Apply `name` and/or a new `password` (which needs the right
+    `current_password` and revokes every token issued before it)."""
+    user = get(user_id)
+    changed = False
+    if "password" in changes:
+        current = changes.get("current_password")
+        if not isinstance(current, str) or not check(user.password_hash, current):
+            raise WrongPassword()
+        user.password_hash = hash_password(str(changes["password"]))
+        user.token_version = user.token_version + 1
+        changed = True
+    if "name" in changes and changes["name"] != user.name:
+        user.name = changes["name"]  # type: ignore[assignment]
+        changed = True
+    if changed:
+        user.updated_at = max(utcnow(), user.updated_at)
+        db.session.commit()
+    return user
+
+
+def delete_account(user_id: uuid.UUID) -> None:
+    """Delete the user; the foreign key's ON DELETE CASCADE takes the tasks."""
+    db.session.execute(delete(User).where(User.id == user_id))
+    db.session.commit()
