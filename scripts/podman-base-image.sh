@@ -127,7 +127,7 @@ fi
 apt_sources() {
   local f
   for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
-    [[ -f "$f" ]] && grep -v '^[[:space:]]*#' "$f" || true
+    if [[ -f "$f" ]]; then grep -v '^[[:space:]]*#' "$f" || true; fi
   done
 }
 detect_mirror() { # $1 = path suffix (debian | debian-security)

@@ -28,15 +28,21 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 _SECRET_FILE = "jwt-secret.key"  # noqa: S105 (a file name)
 
 
-def create_app(config: type[Config] | Mapping[str, Any] | None = None) -> Flask:
+def create_app(
+    config: type[Config] | Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Flask:
     """Build the app. `config` is a config class (default `Config`) or a
-    mapping of overrides applied on top of `Config` and the environment."""
+    mapping of overrides; either way the environment applies on top of the
+    class, and `overrides` on top of everything."""
     app = Flask(__name__, instance_relative_config=True, static_folder=None)
     config_class = config if isinstance(config, type) else Config
     app.config.from_object(config_class)
     app.config.update(config_class.from_env())
     if isinstance(config, Mapping):
         app.config.update(config)
+    if overrides:
+        app.config.update(overrides)
 
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     configure_logging(app.config["LOG_LEVEL"])
