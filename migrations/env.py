@@ -1,10 +1,15 @@
 """Alembic environment, run through Flask-Migrate (`flask db ...`)."""
 
 import logging
+import os
 from logging.config import fileConfig
 
 from alembic import context
 from flask import current_app
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
+from todo_service.config import normalize_database_url
 
 config = context.config
 if config.config_file_name is not None and not logging.getLogger("todo_service").handlers:
@@ -15,7 +20,17 @@ logger = logging.getLogger("alembic.env")
 target_db = current_app.extensions["migrate"].db
 
 
+# Any constant shared by every replica: one upgrade at a time per database.
+MIGRATION_LOCK_KEY = 7_261_946_375
+
+
 def get_engine():
+    """Through PgBouncer in transaction mode an advisory lock protects
+    nothing: migrate over the direct URL when one is given (Neon hands out a
+    pooled and a direct one)."""
+    direct = os.environ.get("DATABASE_DIRECT_URL", "").strip()
+    if direct:
+        return create_engine(normalize_database_url(direct), poolclass=NullPool)
     return target_db.engine
 
 
@@ -50,9 +65,24 @@ def run_migrations_online():
     conf_args.setdefault("compare_type", True)
 
     with get_engine().connect() as connection:
-        context.configure(connection=connection, target_metadata=target_db.metadata, **conf_args)
-        with context.begin_transaction():
-            context.run_migrations()
+        locked = connection.dialect.name == "postgresql"
+        if locked:
+            # Several replicas starting at once: the first migrates, the others
+            # wait here and then find the schema at head.
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            connection.commit()  # the lock is the session's; leave no transaction open
+        try:
+            context.configure(
+                connection=connection, target_metadata=target_db.metadata, **conf_args
+            )
+            with context.begin_transaction():
+                context.run_migrations()
+        finally:
+            if locked:
+                connection.execute(
+                    text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                )
+                connection.commit()
 
 
 if context.is_offline_mode():
