@@ -6,7 +6,17 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, false
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .database import UTCDateTime, utcnow
@@ -57,3 +67,23 @@ class RevokedToken(db.Model):  # type: ignore[name-defined]
 
     jti: Mapped[str] = mapped_column(String(36), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class TaskCount(db.Model):  # type: ignore[name-defined]
+    """How many tasks a user has, and how many of them are completed.
+
+    Kept true by database triggers on `tasks` (migration 0002), however rows are
+    written: through the API, `flask seed`, or plain SQL. A user's count is
+    spread over a few `slot` rows (one per database session, modulo 8) so that
+    concurrent creates do not queue on one row; the total is their sum.
+    Never written by the application.
+    """
+
+    __tablename__ = "task_counts"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    slot: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    total: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    completed: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")

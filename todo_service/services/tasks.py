@@ -23,7 +23,7 @@ from sqlalchemy import (
 from ..database import code_point_order, next_timestamp, unicode_lower, utcnow
 from ..errors import TaskNotFound
 from ..extensions import db
-from ..models import Task
+from ..models import Task, TaskCount
 
 # The representation's columns, in one place (RETURNING and SELECT).
 TASK_COLUMNS = (
@@ -80,9 +80,6 @@ def _filters(owner_id: uuid.UUID, query: ListQuery) -> list[ColumnElement[bool]]
 def list_tasks(*, owner_id: uuid.UUID, query: ListQuery) -> tuple[list[RowMapping], int]:
     """One page of the owner's tasks and the exact total for the filter."""
     conditions = _filters(owner_id, query)
-    total = db.session.execute(
-        select(func.count()).select_from(Task).where(*conditions)
-    ).scalar_one()
     descending = query.sort.startswith("-")
     key = _SORT_KEYS[query.sort.lstrip("-")]
     # Ties broken by id in the same direction, so pages never overlap or skip.
@@ -94,7 +91,31 @@ def list_tasks(*, owner_id: uuid.UUID, query: ListQuery) -> tuple[list[RowMappin
         .limit(query.page_size)
         .offset((query.page - 1) * query.page_size)
     ).mappings()
-    return list(rows), int(total)
+    return list(rows), _total(owner_id, query, conditions)
+
+
+def _total(owner_id: uuid.UUID, query: ListQuery, conditions: list[ColumnElement[bool]]) -> int:
+    """Exact total. Without a search it comes from the trigger-maintained
+    counts (constant time at any size); a search has to count its matches."""
+    if query.q:
+        return int(
+            db.session.execute(
+                select(func.count()).select_from(Task).where(*conditions)
+            ).scalar_one()
+        )
+    total, completed = db.session.execute(
+        select(
+            func.coalesce(func.sum(TaskCount.total), 0),
+            func.coalesce(func.sum(TaskCount.completed), 0),
+        ).where(TaskCount.user_id == owner_id)
+    ).one()
+    wanted = {query.completed, None if query.status is None else query.status == "completed"}
+    wanted.discard(None)
+    if not wanted:
+        return int(total)
+    if len(wanted) == 2:  # completed=true AND status=pending: nothing matches
+        return 0
+    return int(completed) if wanted.pop() else int(total - completed)
 
 
 def create_task(
