@@ -15,11 +15,13 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import DateTime, event
 from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
@@ -134,8 +136,38 @@ def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
 
 @event.listens_for(Engine, "begin")
 def _on_begin(connection: Connection) -> None:
-    if connection.dialect.name == "sqlite":
+    autocommit = connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+    if connection.dialect.name == "sqlite" and not autocommit:
         # Take the write lock up front: a transaction that reads and then writes
         # would otherwise fail at once with SQLITE_BUSY when another worker
         # committed in between, whatever the busy timeout.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def ping_idle_connections(engine: Engine, idle_seconds: float) -> None:
+    """Check a pooled connection before use when it sat idle for a while.
+
+    After a database restart or a serverless suspend, pooled connections are
+    dead; this finds them before a request does (the pool then opens a new
+    one). A connection in steady use skips the round trip that
+    `pool_pre_ping` would spend on every checkout. A connection that dies
+    while in use still fails that request with a 503, and SQLAlchemy then
+    replaces the whole pool.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _remember_checkin(dbapi_connection: Any, record: Any) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        checked_in_at = record.info.get("checked_in_at")
+        if checked_in_at is None or time.monotonic() - checked_in_at < idle_seconds:
+            return
+        try:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("SELECT 1")
+            cursor.close()
+            dbapi_connection.rollback()
+        except Exception as exc:
+            raise DisconnectionError("stale pooled connection") from exc

@@ -11,11 +11,13 @@ import logging
 from typing import Any
 
 import orjson
-from flask import Flask, Response, g
+from flask import Flask, Response, has_request_context, request
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
+
+from .observability import REQUEST_ID_KEY
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +193,7 @@ def _handle_unexpected(exc: Exception) -> Response:
 
 
 def _request_id() -> str | None:
-    return g.get("request_id")
+    return request.environ.get(REQUEST_ID_KEY) if has_request_context() else None
 
 
 def register_error_handlers(app: Flask) -> None:

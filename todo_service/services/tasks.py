@@ -1,16 +1,27 @@
 """Tasks: every statement has the owner in its WHERE clause, so another user's
-task is simply not found (404, never 403: ids cannot be probed)."""
+task is simply not found (404, never 403: ids cannot be probed).
+
+Each operation is one statement, atomic on its own, run on the request's
+autocommit connection (`connections.py`). The statements are built once with
+bound parameters, so a request spends no time composing SQL expressions.
+"""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Delete,
+    Insert,
     RowMapping,
+    String,
+    Update,
     and_,
+    bindparam,
     case,
     delete,
     func,
@@ -19,10 +30,11 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.sql import Executable
 
+from ..connections import connection
 from ..database import code_point_order, next_timestamp, unicode_lower, utcnow
 from ..errors import TaskNotFound
-from ..extensions import db
 from ..models import Task, TaskCount
 
 # The representation's columns, in one place (RETURNING and SELECT).
@@ -35,12 +47,15 @@ TASK_COLUMNS = (
     Task.created_at,
     Task.updated_at,
 )
+UPDATABLE = ("title", "description", "completed")
 
 _SORT_KEYS = {
     "created_at": Task.created_at,
     "updated_at": Task.updated_at,
     "title": code_point_order(Task.title),
 }
+
+_OWNED_TASK = and_(Task.id == bindparam("task_id"), Task.user_id == bindparam("owner_id"))
 
 
 @dataclass(frozen=True)
@@ -59,15 +74,15 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _filters(owner_id: uuid.UUID, query: ListQuery) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = [Task.user_id == owner_id]
-    if query.completed is not None:
-        conditions.append(Task.completed == query.completed)
-    if query.status is not None:
-        conditions.append(Task.completed == (query.status == "completed"))
-    if query.q:
+def _conditions(*, completed: bool, status: bool, search: bool) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [Task.user_id == bindparam("owner_id")]
+    if completed:
+        conditions.append(Task.completed == bindparam("completed"))
+    if status:
+        conditions.append(Task.completed == bindparam("status_completed"))
+    if search:
         # Literal, case-insensitive substring (API.md, Search).
-        pattern = f"%{_escape_like(query.q.lower())}%"
+        pattern = bindparam("pattern", type_=String())
         conditions.append(
             or_(
                 unicode_lower(Task.title).like(pattern, escape="\\"),
@@ -77,45 +92,70 @@ def _filters(owner_id: uuid.UUID, query: ListQuery) -> list[ColumnElement[bool]]
     return conditions
 
 
-def list_tasks(*, owner_id: uuid.UUID, query: ListQuery) -> tuple[list[RowMapping], int]:
-    """One page of the owner's tasks and the exact total for the filter."""
-    conditions = _filters(owner_id, query)
-    descending = query.sort.startswith("-")
-    key = _SORT_KEYS[query.sort.lstrip("-")]
+@lru_cache(maxsize=64)
+def _page_statement(sort: str, completed: bool, status: bool, search: bool) -> Executable:
+    descending = sort.startswith("-")
+    key = _SORT_KEYS[sort.lstrip("-")]
     # Ties broken by id in the same direction, so pages never overlap or skip.
     order = (key.desc(), Task.id.desc()) if descending else (key.asc(), Task.id.asc())
-    rows = db.session.execute(
+    return (
         select(*TASK_COLUMNS)
-        .where(*conditions)
+        .where(*_conditions(completed=completed, status=status, search=search))
         .order_by(*order)
-        .limit(query.page_size)
-        .offset((query.page - 1) * query.page_size)
-    ).mappings()
-    return list(rows), _total(owner_id, query, conditions)
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+    )
 
 
-def _total(owner_id: uuid.UUID, query: ListQuery, conditions: list[ColumnElement[bool]]) -> int:
-    """Exact total. Without a search it comes from the trigger-maintained
-    counts (constant time at any size); a search has to count its matches."""
+@lru_cache(maxsize=8)
+def _match_count_statement(completed: bool, status: bool) -> Executable:
+    conditions = _conditions(completed=completed, status=status, search=True)
+    return select(func.count()).select_from(Task).where(*conditions)
+
+
+_COUNTS = select(
+    func.coalesce(func.sum(TaskCount.total), 0),
+    func.coalesce(func.sum(TaskCount.completed), 0),
+).where(TaskCount.user_id == bindparam("owner_id"))
+
+
+def list_tasks(*, owner_id: uuid.UUID, query: ListQuery) -> tuple[list[RowMapping], int]:
+    """One page of the owner's tasks and the exact total for the filter."""
+    params: dict[str, Any] = {
+        "owner_id": owner_id,
+        "limit": query.page_size,
+        "offset": (query.page - 1) * query.page_size,
+    }
+    if query.completed is not None:
+        params["completed"] = query.completed
+    if query.status is not None:
+        params["status_completed"] = query.status == "completed"
     if query.q:
-        return int(
-            db.session.execute(
-                select(func.count()).select_from(Task).where(*conditions)
-            ).scalar_one()
-        )
-    total, completed = db.session.execute(
-        select(
-            func.coalesce(func.sum(TaskCount.total), 0),
-            func.coalesce(func.sum(TaskCount.completed), 0),
-        ).where(TaskCount.user_id == owner_id)
-    ).one()
+        params["pattern"] = f"%{_escape_like(query.q.lower())}%"
+    flags = (query.completed is not None, query.status is not None, bool(query.q))
+    conn = connection()
+    rows = conn.execute(_page_statement(query.sort, *flags), params).mappings().all()
+    if query.q:
+        total = conn.execute(_match_count_statement(*flags[:2]), params).scalar_one()
+    else:
+        total = _total_from_counts(query, conn.execute(_COUNTS, params).one())
+    return list(rows), int(total)
+
+
+def _total_from_counts(query: ListQuery, counts: Any) -> int:
+    """The exact total without counting rows: the trigger-maintained counts
+    (migration 0002) hold every user's total and completed tasks."""
+    total, completed = int(counts[0]), int(counts[1])
     wanted = {query.completed, None if query.status is None else query.status == "completed"}
     wanted.discard(None)
     if not wanted:
-        return int(total)
+        return total
     if len(wanted) == 2:  # completed=true AND status=pending: nothing matches
         return 0
-    return int(completed) if wanted.pop() else int(total - completed)
+    return completed if wanted.pop() else total - completed
+
+
+_INSERT: Insert = insert(Task)
 
 
 def create_task(
@@ -131,85 +171,73 @@ def create_task(
         "created_at": now,
         "updated_at": now,
     }
-    db.session.execute(insert(Task).values(**values))
-    db.session.commit()
+    connection().execute(_INSERT, values)
     return values
 
 
+_GET: Executable = select(*TASK_COLUMNS).where(_OWNED_TASK)
+
+
 def get_task(*, owner_id: uuid.UUID, task_id: uuid.UUID) -> RowMapping:
-    row = (
-        db.session.execute(
-            select(*TASK_COLUMNS).where(Task.id == task_id, Task.user_id == owner_id)
-        )
-        .mappings()
-        .first()
-    )
+    row = connection().execute(_GET, {"task_id": task_id, "owner_id": owner_id}).mappings().first()
     if row is None:
         raise TaskNotFound()
     return row
 
 
-def update_task(*, owner_id: uuid.UUID, task_id: uuid.UUID, changes: dict[str, Any]) -> RowMapping:
-    """Apply `changes` (any of title, description, completed) in one statement.
-
-    `updated_at` moves only when a value really changes, and then to a value
-    strictly later than the one it replaces (`next_timestamp`), also when
-    concurrent updates commit within one clock tick.
-    """
-    if not changes:
-        return get_task(owner_id=owner_id, task_id=task_id)
-    columns = {name: getattr(Task, name) for name in changes}
+@lru_cache(maxsize=16)
+def _update_statement(fields: tuple[str, ...]) -> Update:
+    """UPDATE of `fields` in one statement. `updated_at` moves only when a
+    value really changes, and then to a value strictly later than the one it
+    replaces (`next_timestamp`), also when concurrent updates commit within
+    one clock tick."""
     really_changed = or_(
-        *(columns[name].is_distinct_from(value) for name, value in changes.items())
+        *(getattr(Task, name).is_distinct_from(bindparam(f"new_{name}")) for name in fields)
     )
-    return _update_returning(
-        owner_id,
-        task_id,
-        {
-            **changes,
-            "updated_at": case(
-                (really_changed, next_timestamp(Task.updated_at)), else_=Task.updated_at
-            ),
-        },
+    new_values: dict[str, Any] = {name: bindparam(f"new_{name}") for name in fields}
+    new_values["updated_at"] = case(
+        (really_changed, next_timestamp(Task.updated_at)), else_=Task.updated_at
     )
+    return update(Task).where(_OWNED_TASK).values(new_values).returning(*TASK_COLUMNS)
+
+
+def update_task(*, owner_id: uuid.UUID, task_id: uuid.UUID, changes: dict[str, Any]) -> RowMapping:
+    """Apply `changes` (any of title, description, completed)."""
+    fields = tuple(name for name in UPDATABLE if name in changes)
+    if not fields:
+        return get_task(owner_id=owner_id, task_id=task_id)
+    params = {"task_id": task_id, "owner_id": owner_id}
+    params.update({f"new_{name}": changes[name] for name in fields})
+    return _returning_one(_update_statement(fields), params)
+
+
+# The toggle is one atomic UPDATE: N concurrent toggles flip the task exactly N times.
+_TOGGLE: Update = (
+    update(Task)
+    .where(_OWNED_TASK)
+    .values(completed=~Task.completed, updated_at=next_timestamp(Task.updated_at))
+    .returning(*TASK_COLUMNS)
+)
 
 
 def set_completed(*, owner_id: uuid.UUID, task_id: uuid.UUID, value: bool | None) -> RowMapping:
-    """Toggle (`value` None) or set completion. The toggle is one atomic
-    UPDATE: N concurrent toggles flip the task exactly N times."""
+    """Toggle (`value` None) or set completion."""
     if value is None:
-        return _update_returning(
-            owner_id,
-            task_id,
-            {"completed": ~Task.completed, "updated_at": next_timestamp(Task.updated_at)},
-        )
+        return _returning_one(_TOGGLE, {"task_id": task_id, "owner_id": owner_id})
     return update_task(owner_id=owner_id, task_id=task_id, changes={"completed": value})
 
 
+_DELETE: Delete = delete(Task).where(_OWNED_TASK)
+
+
 def delete_task(*, owner_id: uuid.UUID, task_id: uuid.UUID) -> None:
-    result = db.session.execute(delete(Task).where(Task.id == task_id, Task.user_id == owner_id))
-    if not result.rowcount:  # type: ignore[attr-defined]
-        db.session.rollback()
+    result = connection().execute(_DELETE, {"task_id": task_id, "owner_id": owner_id})
+    if not result.rowcount:
         raise TaskNotFound()
-    db.session.commit()
 
 
-def _update_returning(
-    owner_id: uuid.UUID, task_id: uuid.UUID, values: dict[str, Any]
-) -> RowMapping:
-    row = (
-        db.session.execute(
-            update(Task)
-            .where(and_(Task.id == task_id, Task.user_id == owner_id))
-            .values(**values)
-            .returning(*TASK_COLUMNS)
-            .execution_options(synchronize_session=False)
-        )
-        .mappings()
-        .first()
-    )
+def _returning_one(statement: Update, params: dict[str, Any]) -> RowMapping:
+    row = connection().execute(statement, params).mappings().first()
     if row is None:
-        db.session.rollback()
         raise TaskNotFound()
-    db.session.commit()
     return row

@@ -3,13 +3,15 @@ gunicorn worker and every replica."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import delete, exists, insert, select
+from sqlalchemy import Insert, bindparam, delete, exists, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from ..connections import connection
 from ..database import utcnow
 from ..errors import Unauthorized
 from ..extensions import db
@@ -21,33 +23,33 @@ class TokenState(NamedTuple):
     revoked: bool
 
 
+_TOKEN_STATE = select(
+    User.token_version,
+    exists().where(RevokedToken.jti == bindparam("jti")).label("revoked"),
+).where(User.id == bindparam("user_id"))
+
+_REVOKE: Insert = insert(RevokedToken)
+
+
 def token_state(*, user_id: uuid.UUID, jti: str) -> TokenState | None:
     """The user's current token version and whether `jti` is revoked, in one
     round trip; None when the user no longer exists."""
-    revoked = exists().where(RevokedToken.jti == jti)
-    row = db.session.execute(
-        select(User.token_version, revoked.label("revoked")).where(User.id == user_id)
-    ).first()
-    return None if row is None else TokenState(row.token_version, bool(row.revoked))
+    row = connection().execute(_TOKEN_STATE, {"user_id": user_id, "jti": jti}).first()
+    return None if row is None else TokenState(row[0], bool(row[1]))
 
 
 def revoke(*, jti: str, expires_at: datetime) -> None:
     """Revoke a token; revoking one already revoked is not an error."""
-    try:
-        db.session.execute(insert(RevokedToken).values(jti=jti, expires_at=expires_at))
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
+    with contextlib.suppress(IntegrityError):
+        connection().execute(_REVOKE, {"jti": jti, "expires_at": expires_at})
 
 
 def consume_refresh_token(*, jti: str, expires_at: datetime) -> None:
     """Mark a refresh token used (rotation). Atomic: of several concurrent
     uses exactly one inserts the id; the others hit the primary key -> 401."""
     try:
-        db.session.execute(insert(RevokedToken).values(jti=jti, expires_at=expires_at))
-        db.session.commit()
+        connection().execute(_REVOKE, {"jti": jti, "expires_at": expires_at})
     except IntegrityError:
-        db.session.rollback()
         raise Unauthorized("Refresh token has already been used.") from None
 
 
