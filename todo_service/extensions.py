@@ -1,11 +1,12 @@
 """The Flask extensions, created unbound; `create_app` binds them to an app."""
 
-from flask_jwt_extended import JWTManager
 from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
+
+from .jwt_manager import CachingJWTManager
 
 
 class Base(DeclarativeBase):
@@ -24,4 +25,4 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 api = Api()
-jwt = JWTManager()
+jwt = CachingJWTManager()

@@ -20,6 +20,7 @@ from sqlalchemy import (
     RowMapping,
     String,
     Update,
+    Uuid,
     and_,
     bindparam,
     case,
@@ -28,6 +29,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    type_coerce,
     update,
 )
 from sqlalchemy.sql import Executable
@@ -37,10 +39,12 @@ from ..database import code_point_order, next_timestamp, unicode_lower, utcnow
 from ..errors import TaskNotFound
 from ..models import Task, TaskCount
 
-# The representation's columns, in one place (RETURNING and SELECT).
+# The representation's columns, in one place (RETURNING and SELECT). Ids come
+# back as text: they are only ever serialised, so making UUID objects of them
+# (two per row) would be wasted work.
 TASK_COLUMNS = (
-    Task.id,
-    Task.user_id,
+    type_coerce(Task.id, Uuid(as_uuid=False)).label("id"),
+    type_coerce(Task.user_id, Uuid(as_uuid=False)).label("user_id"),
     Task.title,
     Task.description,
     Task.completed,
@@ -92,14 +96,31 @@ def _conditions(*, completed: bool, status: bool, search: bool) -> list[ColumnEl
     return conditions
 
 
+_COUNTS = select(
+    func.coalesce(func.sum(TaskCount.total), 0),
+    func.coalesce(func.sum(TaskCount.completed), 0),
+).where(TaskCount.user_id == bindparam("owner_id"))
+
+
 @lru_cache(maxsize=64)
 def _page_statement(sort: str, completed: bool, status: bool, search: bool) -> Executable:
     descending = sort.startswith("-")
     key = _SORT_KEYS[sort.lstrip("-")]
     # Ties broken by id in the same direction, so pages never overlap or skip.
     order = (key.desc(), Task.id.desc()) if descending else (key.asc(), Task.id.asc())
+    columns: list[Any] = list(TASK_COLUMNS)
+    if not search:
+        # The counts ride along with the page: one round trip instead of two.
+        columns += [
+            _COUNTS.with_only_columns(_COUNTS.selected_columns[0])
+            .scalar_subquery()
+            .label("_total"),
+            _COUNTS.with_only_columns(_COUNTS.selected_columns[1])
+            .scalar_subquery()
+            .label("_completed"),
+        ]
     return (
-        select(*TASK_COLUMNS)
+        select(*columns)
         .where(*_conditions(completed=completed, status=status, search=search))
         .order_by(*order)
         .limit(bindparam("limit"))
@@ -111,12 +132,6 @@ def _page_statement(sort: str, completed: bool, status: bool, search: bool) -> E
 def _match_count_statement(completed: bool, status: bool) -> Executable:
     conditions = _conditions(completed=completed, status=status, search=True)
     return select(func.count()).select_from(Task).where(*conditions)
-
-
-_COUNTS = select(
-    func.coalesce(func.sum(TaskCount.total), 0),
-    func.coalesce(func.sum(TaskCount.completed), 0),
-).where(TaskCount.user_id == bindparam("owner_id"))
 
 
 def list_tasks(*, owner_id: uuid.UUID, query: ListQuery) -> tuple[list[RowMapping], int]:
@@ -137,7 +152,9 @@ def list_tasks(*, owner_id: uuid.UUID, query: ListQuery) -> tuple[list[RowMappin
     rows = conn.execute(_page_statement(query.sort, *flags), params).mappings().all()
     if query.q:
         total = conn.execute(_match_count_statement(*flags[:2]), params).scalar_one()
-    else:
+    elif rows:
+        total = _total_from_counts(query, (rows[0]["_total"], rows[0]["_completed"]))
+    else:  # an empty page carries no counts: ask for them
         total = _total_from_counts(query, conn.execute(_COUNTS, params).one())
     return list(rows), int(total)
 
