@@ -63,3 +63,44 @@ def post_fork(server, worker):  # noqa: ARG001
     from todo_service.deploy import forget_inherited_connections
 
     forget_inherited_connections()
+
+
+# Metrics (issue 4): every worker writes its numbers to files in
+# PROMETHEUS_MULTIPROC_DIR and /metrics adds them up. prometheus_client reads
+# the variable when it is first imported, so it is set here, in the master,
+# before any hook runs or any worker forks. Always under gunicorn, not only
+# with several workers: `--workers` on the command line can override `workers`
+# above, and a replaced worker's counts are kept rather than reset.
+_OWN_METRICS_DIR_KEY = "TODO_GUNICORN_METRICS_DIR"  # the directory made here, if any
+
+
+def _prepare_metrics_dir() -> None:
+    disabled = os.environ.get("METRICS_ENABLED", "").strip().lower() in {"0", "false", "no", "off"}
+    if disabled or os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip():
+        return
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix="todo-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    os.environ[_OWN_METRICS_DIR_KEY] = path
+
+
+_prepare_metrics_dir()
+
+
+def child_exit(server, worker):  # noqa: ARG001
+    """A dead worker's live gauges (database connections in use) stop counting;
+    its counters stay in the totals."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):  # noqa: ARG001
+    """Remove the metrics directory made above (not one given in the environment)."""
+    path = os.environ.get(_OWN_METRICS_DIR_KEY)
+    if path:
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)

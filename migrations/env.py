@@ -65,6 +65,9 @@ def run_migrations_online():
     conf_args.setdefault("compare_type", True)
 
     with get_engine().connect() as connection:
+        # The app's engine runs in autocommit; a migration wants a transaction.
+        isolation = "READ COMMITTED" if connection.dialect.name == "postgresql" else "SERIALIZABLE"
+        connection = connection.execution_options(isolation_level=isolation)
         locked = connection.dialect.name == "postgresql"
         if locked:
             # Several replicas starting at once: the first migrates, the others

@@ -2,6 +2,11 @@
 TEST_DATABASE_URL is set (its schema is dropped and rebuilt: point it at a
 database made for the tests).
 
+TEST_DATABASE_DIRECT_URL: the same database without a pooler in between, when
+TEST_DATABASE_URL goes through PgBouncer in transaction mode
+(scripts/pgbouncer-test.sh): the schema reset and the migrations use it, as
+DATABASE_DIRECT_URL does in production.
+
 Tables are emptied after each test rather than rolled back: the concurrency
 tests need real commits seen by other connections and processes.
 """
@@ -15,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO
 
 import flask_migrate
 import pytest
@@ -34,18 +40,30 @@ TEST_SECRET = TestConfig.JWT_SECRET_KEY
 DEFAULT_PASSWORD = "correct horse battery staple"
 
 
+def _direct_url() -> str | None:
+    url = os.environ.get("TEST_DATABASE_DIRECT_URL", "").strip()
+    return normalize_database_url(url) if url else None
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = os.environ.get("TEST_DATABASE_URL", "").strip()
     if not url:
         return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
     url = normalize_database_url(url)
-    engine = create_engine(url)
+    engine = create_engine(_direct_url() or url)
     with engine.begin() as conn:  # a clean slate for the migrations
         conn.execute(text("DROP SCHEMA public CASCADE"))
         conn.execute(text("CREATE SCHEMA public"))
     engine.dispose()
     return url
+
+
+@pytest.fixture(scope="session")
+def database_direct_url(database_url: str) -> str:
+    """The test database with no pooler in between: for tests that need one
+    server session throughout (temporary tables, session locks)."""
+    return _direct_url() or database_url
 
 
 @pytest.fixture(scope="session")
@@ -62,13 +80,22 @@ def server_env(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> d
         LOG_LEVEL="INFO",
         PYTHONPATH=str(ROOT),
     )
+    env.pop("DATABASE_DIRECT_URL", None)  # never migrate some other database
+    direct = _direct_url()
+    if direct:
+        env["DATABASE_DIRECT_URL"] = direct
     return env
 
 
 @pytest.fixture(scope="session")
 def app(database_url: str) -> Iterator[Flask]:
     application = create_app(TestConfig, {"SQLALCHEMY_DATABASE_URI": database_url})
-    with application.app_context():
+    # migrations/env.py migrates over DATABASE_DIRECT_URL when it is set.
+    direct = _direct_url()
+    with pytest.MonkeyPatch.context() as patch, application.app_context():
+        patch.delenv("DATABASE_DIRECT_URL", raising=False)
+        if direct:
+            patch.setenv("DATABASE_DIRECT_URL", direct)
         flask_migrate.upgrade()
     yield application
     with application.app_context():
@@ -171,14 +198,24 @@ def wait_until_up(url: str, timeout: float = 30.0) -> None:
 
 
 def start_gunicorn(
-    env: dict[str, str], *, workers: int = 4, extra_args: tuple[str, ...] = ()
+    env: dict[str, str],
+    *,
+    workers: int = 4,
+    extra_args: tuple[str, ...] = (),
+    config: bool = False,
+    stdout: IO[bytes] | None = None,
+    stderr: IO[bytes] | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
+    """`config=True` starts it the way ops do, with gunicorn.conf.py (hooks,
+    JSON logging); `--workers` and `--bind` given here override the file.
+    `stdout`/`stderr`: files to capture the logs (discarded by default)."""
     port = free_port()
     process = subprocess.Popen(  # noqa: S603
         [
             sys.executable,
             "-m",
             "gunicorn",
+            *(("-c", "gunicorn.conf.py") if config else ()),
             "--workers",
             str(workers),
             "--bind",
@@ -188,8 +225,8 @@ def start_gunicorn(
         ],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=stdout or subprocess.DEVNULL,
+        stderr=stderr or subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     try:

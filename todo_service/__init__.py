@@ -16,10 +16,15 @@ from typing import Any
 
 from flask import Flask
 
-from .config import Config, engine_options
+from .config import Config, engine_options, normalize_database_url
+from .connections import register_connection_teardown
+from .cors import init_cors
+from .database import ping_idle_connections
 from .errors import register_error_handlers
 from .extensions import api, db, jwt, migrate
+from .metrics import init_metrics
 from .observability import RequestLogMiddleware, configure_logging
+from .rate_limits import init_rate_limits
 from .request_guards import register_request_guards
 
 log = logging.getLogger(__name__)
@@ -31,11 +36,20 @@ _SECRET_FILE = "jwt-secret.key"  # noqa: S105 (a file name)
 def create_app(
     config: type[Config] | Mapping[str, Any] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    *,
+    instance_path: str | os.PathLike[str] | None = None,
 ) -> Flask:
     """Build the app. `config` is a config class (default `Config`) or a
     mapping of overrides; either way the environment applies on top of the
-    class, and `overrides` on top of everything."""
-    app = Flask(__name__, instance_relative_config=True, static_folder=None)
+    class, and `overrides` on top of everything. `instance_path` (absolute)
+    replaces Flask's default instance folder (its SQLite file and generated
+    JWT key live there)."""
+    app = Flask(
+        __name__,
+        instance_path=str(instance_path) if instance_path is not None else None,
+        instance_relative_config=True,
+        static_folder=None,
+    )
     config_class = config if isinstance(config, type) else Config
     app.config.from_object(config_class)
     app.config.update(config_class.from_env())
@@ -51,6 +65,8 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_BODY_BYTES"]
 
     db.init_app(app)
+    with app.app_context():
+        ping_idle_connections(db.engine, app.config["DATABASE_IDLE_PING_SECONDS"])
     # Batch mode: SQLite can only alter tables by copying them.
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
     jwt.init_app(app)
@@ -63,7 +79,11 @@ def create_app(
     register_error_handlers(app)  # after api.init_app: ours replace flask-smorest's
     security.register_jwt_callbacks(app)
     register_request_guards(app)
+    register_connection_teardown(app)
     cli.register_commands(app)
+    init_cors(app)
+    init_rate_limits(app)  # after the routes and the 413/415 guards
+    init_metrics(app)
     app.wsgi_app = RequestLogMiddleware(app.wsgi_app)  # type: ignore[method-assign]
     return app
 
@@ -72,7 +92,10 @@ def _configure_database(app: Flask) -> None:
     url = app.config.get("SQLALCHEMY_DATABASE_URI")
     if not url:
         url = f"sqlite:///{Path(app.instance_path) / 'todo.sqlite3'}"
-        app.config["SQLALCHEMY_DATABASE_URI"] = url
+    # Also for a URL given as an override, not only through DATABASE_URL:
+    # a bare postgresql:// would otherwise load psycopg 3, which is not installed.
+    url = normalize_database_url(url)
+    app.config["SQLALCHEMY_DATABASE_URI"] = url
     if not app.config.get("SQLALCHEMY_ENGINE_OPTIONS"):
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(
             url, app.config.get("ENGINE_SETTINGS") or os.environ

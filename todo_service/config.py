@@ -43,6 +43,30 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+
+
+def _origins(env: Mapping[str, str], name: str) -> list[str]:
+    """Comma-separated browser origins (`https://app.example.com`), or `*`."""
+    origins = []
+    for item in env.get(name, "").split(","):
+        origin = item.strip().rstrip("/")
+        if not origin:
+            continue
+        if origin != "*" and not _ORIGIN.fullmatch(origin):
+            raise ConfigError(
+                f"{name}: {item.strip()!r} is not an origin such as https://app.example.com "
+                "(scheme, host and optional port; no path)"
+            )
+        origins.append(origin)
+    return origins
+
+
+def _text(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name, "").strip()
+    return raw or default
+
+
 def normalize_database_url(url: str) -> str:
     """Pin PostgreSQL URLs to psycopg2, the driver this service ships with.
 
@@ -53,14 +77,21 @@ def normalize_database_url(url: str) -> str:
 
 
 def _engine_options(url: str, env: Mapping[str, str]) -> dict[str, Any]:
+    # Autocommit: every write of the service is one statement, atomic on its
+    # own, so transactions would only add BEGIN/COMMIT round trips. (Switching
+    # a psycopg2 connection in and out of autocommit costs a round trip too,
+    # so it is the engine's setting, not a per-request one.) Migrations open
+    # a real transaction for themselves (migrations/env.py).
     if url.startswith("sqlite"):
         # A file database: several gunicorn workers share it through WAL mode
         # and a busy timeout (set per connection in `database.py`).
-        return {"connect_args": {"timeout": 30}}
+        return {"isolation_level": "AUTOCOMMIT", "connect_args": {"timeout": 30}}
     return {
+        "isolation_level": "AUTOCOMMIT",
         # Serverless PostgreSQL closes idle connections and scales to zero:
-        # check a connection before use and recycle it before the server does.
-        "pool_pre_ping": True,
+        # recycle connections before the server drops them. Instead of
+        # `pool_pre_ping` (a round trip on every request), a connection idle
+        # for DATABASE_IDLE_PING_SECONDS is checked before use (database.py).
         "pool_recycle": _int(env, "DATABASE_POOL_RECYCLE", 300, minimum=1),
         "pool_size": _int(env, "DATABASE_POOL_SIZE", 5, minimum=1),
         "max_overflow": _int(env, "DATABASE_MAX_OVERFLOW", 5, minimum=0),
@@ -88,7 +119,10 @@ class Config:
     OPENAPI_URL_PREFIX = "/api"
     OPENAPI_JSON_PATH = "openapi.json"
     OPENAPI_SWAGGER_UI_PATH = "/docs"
-    OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
+    # Swagger UI's assets come from the service itself (routes/docs.py), so the
+    # page works offline; no call to the online validator either.
+    OPENAPI_SWAGGER_UI_URL = "/api/docs/swagger-ui/"
+    OPENAPI_SWAGGER_UI_CONFIG: dict[str, Any] = {"validatorUrl": None}
     API_SPEC_OPTIONS: dict[str, Any] = {
         "info": {
             "description": "A multi-user todo-task REST API. Authenticate with "
@@ -120,7 +154,28 @@ class Config:
     JWT_SECRET_KEY: str | None = None  # None: generated once, kept in the instance folder
 
     LOG_LEVEL = "INFO"
+    # Check a pooled connection before use only after it sat idle this long.
+    DATABASE_IDLE_PING_SECONDS = 2.0
     TESTING = False
+
+    # CORS (issue 4): browser origins allowed to call /api/*; none by default.
+    CORS_ORIGINS: list[str] = []
+
+    # Abuse limits (issue 4), flask-limiter syntax ("10 per minute; 100 per hour").
+    # RATELIMIT_ENABLED and RATELIMIT_STORAGE_URI are also flask-limiter's own keys.
+    RATELIMIT_ENABLED = True
+    RATELIMIT_STORAGE_URI = "memory://"  # in-process; redis://host:6379 to share
+    RATELIMIT_KEY_PREFIX = "todo"  # one Redis shared by several deployments: one each
+    RATELIMIT_LOGIN = "10 per minute"  # per client address
+    RATELIMIT_LOGIN_ACCOUNT = "5 per minute"  # per email
+    RATELIMIT_REGISTER = "5 per minute"  # per client address
+    RATELIMIT_REGISTER_ACCOUNT = "5 per minute"  # per email
+    # Trusted reverse proxies in front of the service that append to
+    # X-Forwarded-For (werkzeug's ProxyFix); 0: the peer address is the client.
+    PROXY_FIX_X_FOR = 0
+
+    # Prometheus metrics at GET /metrics (issue 4).
+    METRICS_ENABLED = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -153,6 +208,38 @@ class Config:
         values["ENGINE_SETTINGS"] = {
             key: value for key, value in env.items() if key.startswith("DATABASE_")
         }
+        values.update(cls._ops_settings(env))
+        return values
+
+    @classmethod
+    def _ops_settings(cls, env: Mapping[str, str]) -> dict[str, Any]:
+        """CORS, rate limits, proxy and metrics settings (issue 4). Rate limit
+        strings are checked when the limiter is set up (`rate_limits.py`)."""
+        values: dict[str, Any] = {
+            "CORS_ORIGINS": _origins(env, "CORS_ORIGINS"),
+            "RATELIMIT_ENABLED": _bool(env, "RATELIMIT_ENABLED", cls.RATELIMIT_ENABLED),
+            "RATELIMIT_STORAGE_URI": _text(env, "RATELIMIT_STORAGE_URI", cls.RATELIMIT_STORAGE_URI),
+            "PROXY_FIX_X_FOR": _int(env, "PROXY_FIX_X_FOR", cls.PROXY_FIX_X_FOR, minimum=0),
+            "METRICS_ENABLED": _bool(env, "METRICS_ENABLED", cls.METRICS_ENABLED),
+        }
+        if "://" not in values["RATELIMIT_STORAGE_URI"]:
+            raise ConfigError(
+                "RATELIMIT_STORAGE_URI must be a URI such as memory:// or "
+                f"redis://127.0.0.1:6379, got {values['RATELIMIT_STORAGE_URI']!r}"
+            )
+        for name in (
+            "RATELIMIT_KEY_PREFIX",
+            "RATELIMIT_LOGIN",
+            "RATELIMIT_LOGIN_ACCOUNT",
+            "RATELIMIT_REGISTER",
+            "RATELIMIT_REGISTER_ACCOUNT",
+        ):
+            values[name] = _text(env, name, getattr(cls, name))
+        multiproc_dir = env.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
+        if multiproc_dir and not os.path.isdir(multiproc_dir):
+            raise ConfigError(
+                f"PROMETHEUS_MULTIPROC_DIR must be an existing directory, got {multiproc_dir!r}"
+            )
         return values
 
 
@@ -165,6 +252,7 @@ class TestConfig(Config):
     """Fast and deterministic: cheap password hashes, a fixed secret."""
 
     TESTING = True
+    RATELIMIT_ENABLED = False  # contract tests; tests of the limits turn them on
     JWT_SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"  # noqa: S105
     ARGON2_TIME_COST = 1
     ARGON2_MEMORY_COST = 1024

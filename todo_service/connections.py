@@ -1,11 +1,11 @@
 """One autocommit database connection per request, for the hot paths.
 
 Every statement of the task endpoints and of the token check is a single
-statement that is atomic on its own (an UPDATE ... RETURNING, an INSERT), so
-these run in autocommit mode: no BEGIN/ROLLBACK round trips around reads, and
-no ORM session bookkeeping. The connection comes from the SQLAlchemy pool and
-goes back at the end of the request. The ORM session (`db.session`) remains
-for the account endpoints, whose steps read and then write.
+statement that is atomic on its own (an UPDATE ... RETURNING, an INSERT), run
+in autocommit mode (the engine's setting): no BEGIN/ROLLBACK round trips
+around reads, and no ORM session bookkeeping. The connection comes from the
+SQLAlchemy pool and goes back at the end of the request. The ORM session
+(`db.session`) remains for the account endpoints.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ _KEY = "_todo_connection"
 def connection() -> Connection:
     conn: Connection | None = g.get(_KEY)
     if conn is None:
-        conn = db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        conn = db.engine.connect()  # autocommit: the engine's setting (config.py)
         setattr(g, _KEY, conn)
     return conn
 

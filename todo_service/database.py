@@ -7,15 +7,19 @@
   strictly increasing `updated_at` values in commit order (API.md, Tasks).
 - `unicode_lower(expr)`: Unicode lower-casing (SQLite's `lower()` is ASCII only).
 - `code_point_order(expr)`: sort strings by code point whatever the locale.
-- SQLite connections: foreign keys on, WAL, and `BEGIN IMMEDIATE`, so that
+- SQLite connections: foreign keys on, WAL and a busy timeout, so that
   several gunicorn workers writing at once wait for each other instead of
-  failing with "database is locked".
+  failing with "database is locked"; the engine runs in autocommit (every
+  write is one statement), and an explicit transaction takes the write lock
+  at `BEGIN IMMEDIATE`.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -123,8 +127,6 @@ def _sqlite_lower(value: str | None) -> str | None:
 def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
     if not isinstance(dbapi_connection, sqlite3.Connection):
         return
-    # Let SQLAlchemy emit BEGIN itself (see `_on_begin`), not the driver.
-    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.execute("PRAGMA journal_mode = WAL")
@@ -136,8 +138,12 @@ def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
 
 @event.listens_for(Engine, "begin")
 def _on_begin(connection: Connection) -> None:
-    autocommit = connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
-    if connection.dialect.name == "sqlite" and not autocommit:
+    if connection.dialect.name != "sqlite":
+        return
+    # pysqlite: isolation_level None is autocommit (the engine's default);
+    # a connection switched to a real transaction (migrations) gets here.
+    dbapi_connection: Any = connection.connection.dbapi_connection
+    if dbapi_connection.isolation_level is not None:
         # Take the write lock up front: a transaction that reads and then writes
         # would otherwise fail at once with SQLITE_BUSY when another worker
         # committed in between, whatever the busy timeout.
@@ -171,3 +177,15 @@ def ping_idle_connections(engine: Engine, idle_seconds: float) -> None:
             dbapi_connection.rollback()
         except Exception as exc:
             raise DisconnectionError("stale pooled connection") from exc
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Connection]:
+    """A connection in a real transaction, for the rare multi-statement work
+    (seeding, migrations); the engine itself runs in autocommit (config.py).
+    Committed at the end of the block, rolled back on an exception."""
+    with engine.connect() as conn:
+        level = "READ COMMITTED" if conn.dialect.name == "postgresql" else "SERIALIZABLE"
+        conn = conn.execution_options(isolation_level=level)
+        with conn.begin():
+            yield conn

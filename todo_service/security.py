@@ -83,9 +83,26 @@ def token_expiry(claims: dict[str, Any]) -> datetime:
     return datetime.fromtimestamp(claims["exp"], UTC)
 
 
+def _has_issued_claims(claims: dict[str, Any]) -> bool:
+    """Every token this service issues has these; flask-jwt-extended fills in
+    a missing `jti` with None, the views need `exp`, and a revoked `jti` must
+    fit its column (else a 500)."""
+    exp = claims.get("exp")
+    jti = claims.get("jti")
+    return (
+        isinstance(jti, str)
+        and len(jti) <= 36
+        and isinstance(exp, int | float)
+        and not isinstance(exp, bool)
+        and claims.get("type") in {"access", "refresh"}
+    )
+
+
 def _is_token_revoked(jwt_header: dict[str, Any], claims: dict[str, Any]) -> bool:
     """One query answers: does the user still exist, is the token's version
     current (no password change since), and is its id not revoked."""
+    if not _has_issued_claims(claims):
+        return True
     try:
         user_id = uuid.UUID(claims["sub"])
     except (KeyError, TypeError, ValueError):

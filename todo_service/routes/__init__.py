@@ -3,7 +3,7 @@
 from flask import Flask
 
 from ..extensions import api
-from . import auth, ops, tasks
+from . import auth, docs, ops, tasks
 from .converters import register_converters
 
 
@@ -12,3 +12,4 @@ def register_routes(app: Flask) -> None:
     api.register_blueprint(auth.blp)
     api.register_blueprint(tasks.blp)
     api.register_blueprint(ops.blp)
+    app.register_blueprint(docs.blp)  # Swagger UI's assets: not an API operation

@@ -20,7 +20,7 @@ blp = ApiBlueprint("auth", __name__, url_prefix="/api/auth", description="Accoun
 class Register(MethodView):
     @blp.arguments(RegisterIn)
     @blp.response(201, UserOut)
-    @blp.errors(400, 409, 413, 415)
+    @blp.errors(400, 409, 413, 415, 429)
     def post(self, data: dict[str, Any]) -> Any:
         """Create an account
 
@@ -37,7 +37,7 @@ class Register(MethodView):
 class Login(MethodView):
     @blp.arguments(LoginIn)
     @blp.response(200, TokenPairOut)
-    @blp.errors(400, 401, 413, 415)
+    @blp.errors(400, 401, 413, 415, 429)
     def post(self, data: dict[str, Any]) -> Any:
         """Log in: get an access and a refresh token
 

@@ -19,6 +19,16 @@ from ..schemas import ErrorOut
 
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
+# Headers documented on error responses (OpenAPI header objects).
+ERROR_HEADERS: dict[int, dict[str, Any]] = {
+    429: {
+        "Retry-After": {
+            "description": "Seconds to wait before trying again.",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
+}
+
 
 def parse_json_body(req: Request) -> Any:
     """The request's JSON body, `missing` when there is none; malformed JSON
@@ -48,7 +58,10 @@ class ApiBlueprint(Blueprint):
         def decorator(view: Any) -> Any:
             for code in codes:
                 view = self.alt_response(
-                    code, schema=ErrorOut, description=HTTP_STATUS_CODES[code]
+                    code,
+                    schema=ErrorOut,
+                    description=HTTP_STATUS_CODES[code],
+                    headers=ERROR_HEADERS.get(code),
                 )(view)
             return view
 

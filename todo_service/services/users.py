@@ -82,7 +82,8 @@ def update_profile(
         if not isinstance(current, str) or not check(user.password_hash, current):
             raise WrongPassword()
         user.password_hash = hash_password(str(changes["password"]))
-        user.token_version = user.token_version + 1
+        # In SQL, so that two password changes at once both count.
+        user.token_version = User.token_version + 1
         changed = True
     if "name" in changes and changes["name"] != user.name:
         user.name = changes["name"]  # type: ignore[assignment]
