@@ -1,0 +1,96 @@
+"""No N+1 and no hidden queries: the SQL statements each endpoint runs are
+counted (SQLAlchemy's cursor events) and pinned."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from flask import Flask
+from sqlalchemy import event
+
+from todo_service.extensions import db
+
+
+@contextmanager
+def counted_statements(app: Flask) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def _create_tasks(client, headers, count: int) -> list[str]:
+    ids = []
+    for number in range(count):
+        response = client.post("/api/me/tasks", json={"title": f"task {number}"}, headers=headers)
+        assert response.status_code == 201
+        ids.append(response.json["id"])
+    return ids
+
+
+@pytest.mark.parametrize("size", [1, 20, 120])
+@pytest.mark.parametrize(
+    "query",
+    ["", "?page_size=1000", "?status=completed", "?completed=false&sort=title", "?q=task"],
+)
+def test_a_list_page_runs_at_most_three_statements_whatever_its_size(
+    app, client, headers, size, query
+):
+    _create_tasks(client, headers, size)
+    with counted_statements(app) as statements:
+        response = client.get(f"/api/me/tasks{query}", headers=headers)
+    assert response.status_code == 200
+    assert len(statements) <= 3, statements
+
+
+def test_a_page_past_the_end_runs_at_most_three_statements(app, client, headers):
+    _create_tasks(client, headers, 3)
+    with counted_statements(app) as statements:
+        response = client.get("/api/me/tasks?page=50", headers=headers)
+    assert response.status_code == 200 and response.json == []
+    assert len(statements) <= 3, statements
+
+
+@pytest.mark.parametrize(
+    ("method", "suffix", "body"),
+    [
+        ("get", "", None),
+        ("patch", "", {"title": "renamed"}),
+        ("put", "", {"title": "replaced"}),
+        ("delete", "", None),
+        ("patch", "/complete", None),
+        ("patch", "/complete", {"completed": True}),
+    ],
+)
+def test_one_task_operations_run_two_statements(app, client, headers, method, suffix, body):
+    (task_id,) = _create_tasks(client, headers, 1)
+    kwargs = {"headers": headers} if body is None else {"headers": headers, "json": body}
+    with counted_statements(app) as statements:
+        response = getattr(client, method)(f"/api/me/tasks/{task_id}{suffix}", **kwargs)
+    assert response.status_code in (200, 204)
+    # The token check, then the operation itself.
+    assert len(statements) <= 2, statements
+
+
+def test_create_runs_two_statements(app, client, headers):
+    with counted_statements(app) as statements:
+        response = client.post("/api/me/tasks", json={"title": "one"}, headers=headers)
+    assert response.status_code == 201
+    assert len(statements) <= 2, statements
+
+
+def test_an_unauthenticated_request_runs_no_statement(app, client):
+    with counted_statements(app) as statements:
+        response = client.get("/api/me/tasks")
+    assert response.status_code == 401
+    assert statements == []
