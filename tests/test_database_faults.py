@@ -204,3 +204,36 @@ def test_service_started_while_the_database_is_down_serves_and_becomes_ready(
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_requests_right_after_a_database_restart_all_succeed(
+    cluster: Cluster, server_env: dict[str, str]
+) -> None:
+    """A restart between two requests (a failover, a serverless resume): the
+    pooled connections are dead, and the next requests must not be the ones
+    to find out."""
+    if not cluster.running():
+        cluster.start()
+    process, base = start_gunicorn(
+        cluster_env(server_env, cluster, AUTO_MIGRATE="1"), workers=2, config=True
+    )
+    try:
+        email = f"restart-{uuid.uuid4().hex[:8]}@example.com"
+        account = {"email": email, "password": PASSWORD}
+        assert requests.post(f"{base}/api/auth/register", json=account, timeout=QUICK).ok
+        tokens = requests.post(f"{base}/api/auth/login", json=account, timeout=QUICK).json()
+        auth = {"Authorization": f"Bearer {tokens['access_token']}"}
+        for _ in range(10):  # both workers hold pooled connections
+            assert requests.get(f"{base}/api/me/tasks", headers=auth, timeout=QUICK).ok
+
+        cluster.stop()
+        cluster.start()
+
+        statuses = [
+            requests.get(f"{base}/api/me/tasks", headers=auth, timeout=QUICK).status_code
+            for _ in range(10)
+        ]
+        assert statuses == [200] * 10
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -8,6 +8,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -62,12 +63,48 @@ def stop(process: Any) -> int:
 # ------------------------------------------------------------------- SIGTERM
 
 
+def send_all_but_the_last_byte(
+    port: int, email: str, request_id: str
+) -> tuple[socket.socket, bytes]:
+    """A registration whose body still lacks its last byte: the worker that
+    accepts it waits for the rest, busy with this request and no other."""
+    body = json.dumps({"email": email, "password": PASSWORD}).encode()
+    head = (
+        f"POST /api/auth/register HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        f"X-Request-ID: {request_id}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    sock.sendall(head + body[:-1])
+    return sock, body[-1:]
+
+
+def read_response(sock: socket.socket) -> tuple[int, dict[str, Any]]:
+    response = http.client.HTTPResponse(sock)
+    try:
+        response.begin()
+        return response.status, json.loads(response.read())
+    finally:
+        response.close()
+        sock.close()
+
+
+def wait_for_line(path: Path, message: str) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while not any(json.loads(line)["message"] == message for line in path.read_text().splitlines()):
+        assert time.monotonic() < deadline, f"no {message!r} in the log"
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize(
+    "signal_before_last_byte", [False, True], ids=["while-hashing", "while-uploading"]
+)
 def test_sigterm_lets_in_flight_requests_finish_and_the_master_exits_cleanly(
-    app: Flask, server_env: dict[str, str], tmp_path: Path
+    app: Flask, server_env: dict[str, str], tmp_path: Path, signal_before_last_byte: bool
 ) -> None:
     workers = 4
-    # Registrations at the production argon2 cost: each takes a few tenths of a
-    # second, long enough to be in flight when the signal lands.
+    # Registrations at the production argon2 cost: a few tenths of a second
+    # of work each once the body is in.
     env = dict(
         server_env,
         ARGON2_TIME_COST=str(Config.ARGON2_TIME_COST),
@@ -77,28 +114,28 @@ def test_sigterm_lets_in_flight_requests_finish_and_the_master_exits_cleanly(
     with log_path.open("wb") as log:
         process, url = start_gunicorn(env, workers=workers, config=True, stdout=log)
     port = int(url.rsplit(":", 1)[1])
+    emails = [f"sigterm-{i}-{uuid.uuid4().hex[:8]}@example.com" for i in range(workers)]
     try:
-        connections = []
-        emails = [f"sigterm-{i}-{uuid.uuid4().hex[:8]}@example.com" for i in range(workers)]
-        for i, email in enumerate(emails):
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
-            connection.request(
-                "POST",
-                "/api/auth/register",
-                body=json.dumps({"email": email, "password": PASSWORD}),
-                headers={"Content-Type": "application/json", "X-Request-ID": f"sigterm-{i}"},
-            )
-            connections.append(connection)
-        # Every request sent and taken by a worker (none left in the accept
-        # queue), so each is in flight: now stop the service.
+        pending = [
+            send_all_but_the_last_byte(port, email, f"sigterm-{i}")
+            for i, email in enumerate(emails)
+        ]
+        # None left in the accept queue: each request is held by a worker of
+        # its own (a sync worker takes one connection at a time).
         deadline = time.monotonic() + TIMEOUT
         while accept_queue_length(port) and time.monotonic() < deadline:
             time.sleep(0.01)
         assert accept_queue_length(port) == 0
-        process.send_signal(signal.SIGTERM)
 
-        responses = [connection.getresponse() for connection in connections]
-        results = [(response.status, json.loads(response.read())) for response in responses]
+        if signal_before_last_byte:
+            process.send_signal(signal.SIGTERM)
+            wait_for_line(log_path, "Handling signal: term")
+        for sock, last_byte in pending:
+            sock.sendall(last_byte)
+        if not signal_before_last_byte:
+            process.send_signal(signal.SIGTERM)  # while they hash the passwords
+
+        results = [read_response(sock) for sock, _ in pending]
         assert process.wait(timeout=TIMEOUT) == 0
     finally:
         if process.poll() is None:

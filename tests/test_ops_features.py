@@ -4,8 +4,10 @@ runs against a live gunicorn."""
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -489,6 +491,26 @@ def test_pool_gauge_counts_connections_in_use(app: Flask, client: FlaskClient) -
             connection.close()
     assert busy == idle + 1
     assert _value(_scrape(client), gauge) == idle
+
+
+def test_pool_gauge_does_not_drift_when_the_database_cannot_be_reached(
+    make_app: Callable[..., Flask], tmp_path: Path
+) -> None:
+    folder = tmp_path / "db"
+    folder.mkdir()
+    application = make_app(SQLALCHEMY_DATABASE_URI=f"sqlite:///{folder / 'x.sqlite3'}")
+    client = application.test_client()
+    assert client.get("/readyz").status_code == 200
+    with application.app_context():  # the pooled connection must reconnect next time
+        connection = db.engine.connect()
+        connection.invalidate()
+        connection.close()
+    gauge = "todo_db_pool_connections_in_use"
+    before = _value(_scrape(client), gauge)
+    shutil.rmtree(folder)  # ... and cannot
+    for _ in range(3):
+        assert_error(client.get("/readyz"), 503)
+    assert _value(_scrape(client), gauge) == before
 
 
 def test_metrics_are_not_in_the_openapi_document(client: FlaskClient) -> None:

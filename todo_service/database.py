@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import select
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -97,6 +98,49 @@ def _unicode_lower_sqlite(element: unicode_lower, compiler: SQLCompiler, **kw: A
     return f"todo_lower({compiler.process(element.clauses, **kw)})"
 
 
+class rfc3339_text(FunctionElement[str]):  # noqa: N801
+    """A UTC timestamp column as RFC 3339 text (`2026-11-22T22:05:07.123456Z`),
+    formatted by the database: a page of tasks is only ever serialised, and
+    parsing 100 timestamps into datetimes to format them again is the
+    largest share of a list request's CPU."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(rfc3339_text, "postgresql")
+def _rfc3339_text_pg(element: rfc3339_text, compiler: SQLCompiler, **kw: Any) -> str:
+    column = compiler.process(element.clauses, **kw)
+    return f"""to_char(({column}) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+
+
+@compiles(rfc3339_text, "sqlite")
+def _rfc3339_text_sqlite(element: rfc3339_text, compiler: SQLCompiler, **kw: Any) -> str:
+    # Stored as UTC 'YYYY-MM-DD HH:MM:SS.ffffff' (UTCDateTime).
+    return f"(replace({compiler.process(element.clauses, **kw)}, ' ', 'T') || 'Z')"
+
+
+class uuid_text(FunctionElement[str]):  # noqa: N801
+    """A UUID column as its canonical text (`0193...-...`), for the same
+    reason: psycopg2 would make a UUID object of it, only to be printed."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(uuid_text, "postgresql")
+def _uuid_text_pg(element: uuid_text, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST({compiler.process(element.clauses, **kw)} AS TEXT)"
+
+
+@compiles(uuid_text, "sqlite")
+def _uuid_text_sqlite(element: uuid_text, compiler: SQLCompiler, **kw: Any) -> str:
+    # Stored as 32 hex digits (SQLAlchemy's Uuid on a database without one).
+    h = compiler.process(element.clauses, **kw)
+    parts = ("1, 8", "9, 4", "13, 4", "17, 4", "21, 12")
+    return "lower(" + " || '-' || ".join(f"substr({h}, {p})" for p in parts) + ")"
+
+
 class code_point_order(FunctionElement[str]):  # noqa: N801
     type = String()
     inherit_cache = True
@@ -150,15 +194,31 @@ def _on_begin(connection: Connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _hung_up(dbapi_connection: Any) -> bool:
+    """An idle connection has nothing to read: a readable socket means the
+    server closed it (restart, failover, idle timeout), or is saying why it
+    is about to. One `poll()` call, no round trip."""
+    fileno = getattr(dbapi_connection, "fileno", None)
+    if fileno is None:  # sqlite3: no server to hang up
+        return False
+    try:
+        poller = select.poll()
+        poller.register(fileno(), select.POLLIN)
+        return bool(poller.poll(0))
+    except Exception:  # closed already, or no socket: check it the slow way
+        return True
+
+
 def ping_idle_connections(engine: Engine, idle_seconds: float) -> None:
-    """Check a pooled connection before use when it sat idle for a while.
+    """Check a pooled connection before use when it sat idle for a while, or
+    when the server has hung up on it (its socket is readable).
 
     After a database restart or a serverless suspend, pooled connections are
     dead; this finds them before a request does (the pool then opens a new
-    one). A connection in steady use skips the round trip that
-    `pool_pre_ping` would spend on every checkout. A connection that dies
-    while in use still fails that request with a 503, and SQLAlchemy then
-    replaces the whole pool.
+    one), also when the restart came between two requests a moment apart. A
+    connection in steady use skips the round trip that `pool_pre_ping` would
+    spend on every checkout. A connection that dies while in use still fails
+    that request with a 503, and SQLAlchemy then replaces the whole pool.
     """
 
     @event.listens_for(engine, "checkin")
@@ -168,7 +228,9 @@ def ping_idle_connections(engine: Engine, idle_seconds: float) -> None:
     @event.listens_for(engine, "checkout")
     def _ping_if_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
         checked_in_at = record.info.get("checked_in_at")
-        if checked_in_at is None or time.monotonic() - checked_in_at < idle_seconds:
+        if checked_in_at is None:
+            return
+        if time.monotonic() - checked_in_at < idle_seconds and not _hung_up(dbapi_connection):
             return
         try:
             cursor = dbapi_connection.cursor()

@@ -18,7 +18,7 @@ blp = ApiBlueprint("auth", __name__, url_prefix="/api/auth", description="Accoun
 
 @blp.route("/register")
 class Register(MethodView):
-    @blp.arguments(RegisterIn)
+    @blp.arguments(RegisterIn())
     @blp.response(201, UserOut)
     @blp.errors(400, 409, 413, 415, 429)
     def post(self, data: dict[str, Any]) -> Any:
@@ -35,7 +35,7 @@ class Register(MethodView):
 
 @blp.route("/login")
 class Login(MethodView):
-    @blp.arguments(LoginIn)
+    @blp.arguments(LoginIn())
     @blp.response(200, TokenPairOut)
     @blp.errors(400, 401, 413, 415, 429)
     def post(self, data: dict[str, Any]) -> Any:
@@ -76,7 +76,7 @@ class Refresh(MethodView):
 class Logout(MethodView):
     decorators = [jwt_required()]
 
-    @blp.arguments(LogoutIn, required=False)
+    @blp.arguments(LogoutIn(), required=False)
     @blp.response(204)
     @blp.errors(400, 401, 413, 415)
     @blp.doc(security=BEARER)
@@ -114,7 +114,7 @@ class Me(MethodView):
         """Your account"""
         return users.get(security.current_user_id())
 
-    @blp.arguments(MePatch)
+    @blp.arguments(MePatch())
     @blp.response(200, UserOut)
     @blp.errors(400, 401, 403, 413, 415)
     @blp.doc(security=BEARER)

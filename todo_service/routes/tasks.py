@@ -39,7 +39,7 @@ def _task_url(owner_id: uuid.UUID, task_id: uuid.UUID) -> str:
 class TaskCollection(MethodView):
     decorators = [jwt_required()]
 
-    @blp.arguments(TaskListArgs, location="query")
+    @blp.arguments(TaskListArgs(), location="query")
     @blp.response(200, TaskOut(many=True), headers=PAGINATION_HEADERS_DOC)
     @blp.errors(401, 403)
     @blp.doc(security=BEARER)
@@ -57,7 +57,7 @@ class TaskCollection(MethodView):
         )
         return json_response([task_payload(row) for row in rows], headers=headers)
 
-    @blp.arguments(TaskCreate)
+    @blp.arguments(TaskCreate())
     @blp.response(201, TaskOut, headers=_LOCATION_DOC)
     @blp.errors(400, 401, 403, 413, 415)
     @blp.doc(security=BEARER)
@@ -94,7 +94,7 @@ class TaskItem(MethodView):
         owner = resolve_owner(user_id)
         return json_response(task_payload(tasks.get_task(owner_id=owner, task_id=task_id)))
 
-    @blp.arguments(TaskReplace)
+    @blp.arguments(TaskReplace())
     @blp.response(200, TaskOut)
     @blp.errors(400, 401, 403, 404, 413, 415)
     @blp.doc(security=BEARER)
@@ -107,7 +107,7 @@ class TaskItem(MethodView):
         row = tasks.update_task(owner_id=owner, task_id=task_id, changes=data)
         return json_response(task_payload(row))
 
-    @blp.arguments(TaskPatch)
+    @blp.arguments(TaskPatch())
     @blp.response(200, TaskOut)
     @blp.errors(400, 401, 403, 404, 413, 415)
     @blp.doc(security=BEARER)
