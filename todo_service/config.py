@@ -155,7 +155,7 @@ class Config:
 
     LOG_LEVEL = "INFO"
     # Check a pooled connection before use only after it sat idle this long.
-    DATABASE_IDLE_PING_SECONDS = 2.0
+    DATABASE_IDLE_PING_SECONDS = 2
     TESTING = False
 
     # CORS (issue 4): browser origins allowed to call /api/*; none by default.
@@ -205,6 +205,9 @@ class Config:
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
         values["LOG_LEVEL"] = level
+        values["DATABASE_IDLE_PING_SECONDS"] = _int(
+            env, "DATABASE_IDLE_PING_SECONDS", int(cls.DATABASE_IDLE_PING_SECONDS), minimum=0
+        )
         values["ENGINE_SETTINGS"] = {
             key: value for key, value in env.items() if key.startswith("DATABASE_")
         }
