@@ -230,8 +230,11 @@ def run_python(scenario: str, session: Session, opts: Options, ids: list[str], d
     count = sum(statuses.values())
     return {
         "requests": count,
-        "rps": count / elapsed,
-        **{f"p{p}_ms": 1000 * latencies[int(p / 100 * len(latencies))] for p in (50, 90, 99)},
+        "rps": round(count / elapsed, 1),
+        **{
+            f"p{p}_ms": round(1000 * latencies[int(p / 100 * len(latencies))], 3)
+            for p in (50, 90, 99)
+        },
         "non2xx": sum(n for status, n in statuses.items() if not 200 <= status < 300),
         "status_429": statuses[429],
         "non2xx_by_status": {s: n for s, n in sorted(statuses.items()) if not 200 <= s < 300},
@@ -255,7 +258,7 @@ def run_wrk(scenario: str, session: Session, opts: Options, ids: list[str], deep
     wrk = json.loads(line.removeprefix("LOAD_JSON "))
     return {
         "requests": wrk["requests"],
-        "rps": wrk["requests"] / (wrk["duration_us"] / 1e6),
+        "rps": round(wrk["requests"] / (wrk["duration_us"] / 1e6), 1),
         **{f"p{p}_ms": wrk["latency_us"][f"p{p}"] / 1000 for p in (50, 90, 99)},
         "non2xx": wrk["non2xx"],
         "status_429": wrk["status_429"],

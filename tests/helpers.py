@@ -2,10 +2,34 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from werkzeug.http import HTTP_STATUS_CODES
+
+# The task representation's keys (API.md, Tasks), exactly.
+TASK_KEYS = {
+    "id",
+    "user_id",
+    "title",
+    "description",
+    "completed",
+    "status",
+    "created_at",
+    "updated_at",
+}
+
+
+class RecordList(logging.Handler):
+    """Keeps the log records it is handed, for assertions."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
 
 
 @dataclass(frozen=True)

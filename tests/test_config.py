@@ -23,18 +23,9 @@ from todo_service.config import (
 )
 from todo_service.extensions import db
 
-from .helpers import assert_error
+from .helpers import RecordList, assert_error
 
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/x"
-
-
-class RecordList(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from todo_service.config import TestConfig
 from todo_service.extensions import db
 from todo_service.models import Task
 
-from .helpers import assert_error
+from .helpers import RecordList, assert_error
 
 LIMIT = 65_536
 SANE_IDS = ["abc", "A" * 128, "req-1.2_3:4", "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", "-", "."]
@@ -43,15 +43,6 @@ def padded_json(prefix: str, size: int) -> bytes:
 def register_body(size: int) -> bytes:
     email = f"big-{uuid.uuid4().hex}@example.com"
     return padded_json(f'{{"email": "{email}", "password": "long enough password"}}', size)
-
-
-class RecordList(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
 
 
 @pytest.fixture

@@ -13,21 +13,11 @@ import pytest
 from requests.utils import parse_header_links
 from sqlalchemy import update
 
-from tests.helpers import assert_error
+from tests.helpers import TASK_KEYS, assert_error
 from todo_service.extensions import db
 from todo_service.models import Task
 
 SORTS = ["created_at", "-created_at", "updated_at", "-updated_at", "title", "-title"]
-TASK_KEYS = {
-    "id",
-    "user_id",
-    "title",
-    "description",
-    "completed",
-    "status",
-    "created_at",
-    "updated_at",
-}
 
 
 @pytest.fixture

@@ -13,18 +13,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.helpers import assert_error
+from tests.helpers import TASK_KEYS, assert_error
 
-TASK_KEYS = {
-    "id",
-    "user_id",
-    "title",
-    "description",
-    "completed",
-    "status",
-    "created_at",
-    "updated_at",
-}
 RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|\+00:00)$")
 EMOJI = "\U0001f600"  # one code point, four UTF-8 bytes, two UTF-16 units
 SAFE_BODIES = {"POST": {"title": "t"}, "PUT": {"title": "t"}, "PATCH": {"title": "t"}}
