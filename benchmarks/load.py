@@ -289,7 +289,7 @@ def parse_args() -> Options:
     add("--cleanup", action="store_true", help="delete the tasks that create and mixed added")
     add("--json", metavar="FILE", help="also write the results to FILE")
     opts = parser.parse_args()
-    opts.scenarios = [name.strip() for name in opts.scenarios.split(",") if name.strip()]
+    opts.scenarios = list(dict.fromkeys(n.strip() for n in opts.scenarios.split(",") if n.strip()))
     unknown = set(opts.scenarios) - set(SCENARIOS)
     if unknown or not opts.scenarios:
         parser.error(f"--scenarios: unknown {', '.join(sorted(unknown))}; choose from {SCENARIOS}")
