@@ -2,7 +2,6 @@
 
 import logging
 import os
-from logging.config import fileConfig
 
 from alembic import context
 from flask import current_app
@@ -12,9 +11,8 @@ from sqlalchemy.pool import NullPool
 from todo_service.config import normalize_database_url
 
 config = context.config
-if config.config_file_name is not None and not logging.getLogger("todo_service").handlers:
-    # Keep the app's loggers alive when migrations run inside it.
-    fileConfig(config.config_file_name, disable_existing_loggers=False)
+# Alembic's messages ("Running upgrade ...") go out as the app's JSON lines
+# (observability.configure_logging); alembic.ini's logging is not used.
 logger = logging.getLogger("alembic.env")
 
 target_db = current_app.extensions["migrate"].db
@@ -66,26 +64,20 @@ def run_migrations_online():
 
     with get_engine().connect() as connection:
         # The app's engine runs in autocommit; a migration wants a transaction.
-        isolation = "READ COMMITTED" if connection.dialect.name == "postgresql" else "SERIALIZABLE"
-        connection = connection.execution_options(isolation_level=isolation)
-        locked = connection.dialect.name == "postgresql"
-        if locked:
-            # Several replicas starting at once: the first migrates, the others
-            # wait here and then find the schema at head.
-            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
-            connection.commit()  # the lock is the session's; leave no transaction open
-        try:
-            context.configure(
-                connection=connection, target_metadata=target_db.metadata, **conf_args
-            )
-            with context.begin_transaction():
-                context.run_migrations()
-        finally:
-            if locked:
+        postgres = connection.dialect.name == "postgresql"
+        connection = connection.execution_options(
+            isolation_level="READ COMMITTED" if postgres else "SERIALIZABLE"
+        )
+        context.configure(connection=connection, target_metadata=target_db.metadata, **conf_args)
+        with context.begin_transaction():
+            if postgres:
+                # Several replicas upgrading at once: the first migrates, the
+                # others wait here, then find the schema at head. A transaction
+                # lock, so that it also holds through a transaction-mode pooler.
                 connection.execute(
-                    text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
                 )
-                connection.commit()
+            context.run_migrations()
 
 
 if context.is_offline_mode():

@@ -50,15 +50,17 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str) -> None:
-    """JSON lines on stdout for the service's loggers; idempotent."""
-    logger = logging.getLogger("todo_service")
-    logger.setLevel(level)
-    if not any(getattr(h, "_todo_json", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(JsonFormatter())
-        handler._todo_json = True  # type: ignore[attr-defined]
-        logger.addHandler(handler)
-        logger.propagate = False
+    """JSON lines on stdout for the service's loggers and for migrations
+    (Alembic); idempotent."""
+    for name in ("todo_service", "alembic"):
+        logger = logging.getLogger(name)
+        logger.setLevel(level)
+        if not any(getattr(h, "_todo_json", False) for h in logger.handlers):
+            handler = logging.StreamHandler(sys.stdout)
+            handler.setFormatter(JsonFormatter())
+            handler._todo_json = True  # type: ignore[attr-defined]
+            logger.addHandler(handler)
+            logger.propagate = False
 
 
 def sane_request_id(candidate: str | None) -> str:
