@@ -324,7 +324,9 @@ def test_readiness_is_503_json_without_a_database(down_client):
 def test_requests_needing_the_database_are_503_json(down_client, method, path, body):
     app = down_client.application
     with app.app_context():
-        token = create_access_token(identity="0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b")
+        token = create_access_token(
+            identity="0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", additional_claims={"ver": 0}
+        )
     response = down_client.open(
         path, method=method, json=body, headers={"Authorization": f"Bearer {token}"}
     )

@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 import orjson
-from flask import Flask, Response, has_request_context, request
+from flask import Flask, Response, current_app, has_request_context, request
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
@@ -22,6 +22,9 @@ from .observability import REQUEST_ID_KEY
 log = logging.getLogger(__name__)
 
 BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+# app.extensions key of security.settle_token_check: a deferred token check
+# is settled before any error answer (a revoked token's 401 comes first).
+SETTLE_TOKEN_CHECK_KEY = "todo.settle_token_check"  # noqa: S105 (not a secret)
 
 # Messages for errors that Werkzeug raises with a long generic description.
 _DEFAULT_MESSAGES = {
@@ -157,8 +160,15 @@ def _field_errors(messages: Any) -> dict[str, Any] | None:
     return shaped or None
 
 
+def _refused_token() -> Response | None:
+    settle = current_app.extensions.get(SETTLE_TOKEN_CHECK_KEY)
+    return settle() if settle is not None else None
+
+
 def _handle_http_exception(exc: HTTPException) -> Response:
     code = exc.code or 500
+    if 400 <= code < 500 and code != 401 and (refused := _refused_token()) is not None:
+        return refused
     data = getattr(exc, "data", None) or {}
     errors = _field_errors(data.get("messages"))
     if code == 422 and errors is None:
@@ -177,6 +187,8 @@ def _handle_http_exception(exc: HTTPException) -> Response:
 
 
 def _handle_api_error(exc: ApiError) -> Response:
+    if 400 <= exc.code < 500 and exc.code != 401 and (refused := _refused_token()) is not None:
+        return refused
     return error_response(exc.code, exc.message, exc.errors, exc.headers)
 
 

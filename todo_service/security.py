@@ -7,6 +7,7 @@ of them here give the contract's 401 (API.md, Authentication).
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -16,10 +17,12 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import Flask, Response, current_app, g, request
 from flask_jwt_extended import create_access_token, create_refresh_token, get_jwt
 
-from .errors import BEARER_CHALLENGE, Forbidden, error_response
+from .errors import BEARER_CHALLENGE, SETTLE_TOKEN_CHECK_KEY, Forbidden, error_response
 from .extensions import jwt
 from .observability import USER_ID_KEY
 from .services import tokens
+
+log = logging.getLogger(__name__)
 
 _HASHER_KEY = "todo.password_hasher"
 _DUMMY_HASH_KEY = "todo.dummy_hash"
@@ -98,22 +101,70 @@ def _has_issued_claims(claims: dict[str, Any]) -> bool:
     )
 
 
+# Blueprints whose views check the token's revocation inside their own SQL
+# statement (services/tasks.py), saving a round trip on the hot paths.
+DEFERRED_CHECK_BLUEPRINTS = frozenset({"tasks"})
+_CHECK_KEY = "_todo_token_check"  # the TokenCheck of this request, on `g`
+_SETTLED_KEY = "_todo_token_settled"
+
+
 def _is_token_revoked(jwt_header: dict[str, Any], claims: dict[str, Any]) -> bool:
     """One query answers: does the user still exist, is the token's version
-    current (no password change since), and is its id not revoked."""
+    current (no password change since), and is its id not revoked. For the
+    task endpoints that query is deferred into the endpoint's own statement
+    (see `token_check`); whatever ends such a request first, the check is
+    settled before any other answer goes out (`settle_token_check`)."""
     if not _has_issued_claims(claims):
         return True
+    version = claims.get("ver")
+    if not isinstance(version, int) or isinstance(version, bool):
+        return True
     try:
-        user_id = uuid.UUID(claims["sub"])
+        check = tokens.TokenCheck(uuid.UUID(claims["sub"]), claims["jti"], version)
     except (KeyError, TypeError, ValueError):
         return True
-    state = tokens.token_state(user_id=user_id, jti=str(claims.get("jti")))
-    if state is None or state.revoked or state.token_version != claims.get("ver"):
+    setattr(g, _CHECK_KEY, check)
+    if request.blueprint in DEFERRED_CHECK_BLUEPRINTS:
+        setattr(g, _SETTLED_KEY, False)
+    elif not tokens.is_valid(check):
         return True
-    g.current_user_id = user_id
-    g.current_token_version = state.token_version
-    request.environ[USER_ID_KEY] = user_id
+    else:
+        setattr(g, _SETTLED_KEY, True)
+    g.current_user_id = check.user_id
+    g.current_token_version = check.version
+    request.environ[USER_ID_KEY] = check.user_id
     return False
+
+
+def token_check() -> tokens.TokenCheck:
+    """The request's token, for a service that verifies it inside its own
+    statement (`tokens.still_valid()`); from here on that is the service's job."""
+    check: tokens.TokenCheck = getattr(g, _CHECK_KEY)
+    setattr(g, _SETTLED_KEY, True)
+    return check
+
+
+def settle_token_check() -> Response | None:
+    """Before any answer other than the one the statement gave: a deferred
+    check still open is done now, and a token no longer good gets its 401
+    (API.md: authentication comes before the body, 403 and 404)."""
+    if g.get(_SETTLED_KEY, True):
+        return None
+    setattr(g, _SETTLED_KEY, True)
+    if tokens.is_valid(getattr(g, _CHECK_KEY)):
+        return None
+    return _unauthorized("Token has been revoked.")
+
+
+def _settle_before_success(response: Response) -> Response:
+    """Safety net: a view of a deferred blueprint that did not hand its token
+    check to a statement still gets it checked before its answer goes out."""
+    if response.status_code < 400 and not g.get(_SETTLED_KEY, True):
+        log.error("deferred token check was not settled by %s", request.endpoint)
+        refused = settle_token_check()
+        if refused is not None:
+            return refused
+    return response
 
 
 def _unauthorized(message: str) -> Response:
@@ -122,6 +173,8 @@ def _unauthorized(message: str) -> Response:
 
 def register_jwt_callbacks(app: Flask) -> None:
     jwt.token_in_blocklist_loader(_is_token_revoked)
+    app.extensions[SETTLE_TOKEN_CHECK_KEY] = settle_token_check
+    app.after_request(_settle_before_success)
     jwt.unauthorized_loader(lambda reason: _unauthorized("Missing bearer token."))
     jwt.invalid_token_loader(lambda reason: _unauthorized("Invalid token."))
     jwt.expired_token_loader(lambda header, claims: _unauthorized("Token has expired."))

@@ -21,7 +21,7 @@ from ..schemas import (
     TaskPatch,
     TaskReplace,
 )
-from ..security import resolve_owner
+from ..security import resolve_owner, token_check
 from ..services import tasks
 from .common import BEARER, ApiBlueprint, json_response, load_optional_body, task_payload
 from .pagination import PAGINATION_HEADERS_DOC, pagination_headers
@@ -51,7 +51,7 @@ class TaskCollection(MethodView):
         """
         owner = resolve_owner(user_id)
         query = _list_query(args)
-        rows, total = tasks.list_tasks(owner_id=owner, query=query)
+        rows, total = tasks.list_tasks(owner_id=owner, query=query, token=token_check())
         headers = pagination_headers(
             total=total, page=query.page, page_size=query.page_size, args=request.args
         )
@@ -67,7 +67,7 @@ class TaskCollection(MethodView):
         Send `completed` or `status` (or both, agreeing).
         """
         owner = resolve_owner(user_id)
-        task = tasks.create_task(owner_id=owner, **data)
+        task = tasks.create_task(owner_id=owner, token=token_check(), **data)
         return json_response(task_payload(task), 201, {"Location": _task_url(owner, task["id"])})
 
 
@@ -92,7 +92,9 @@ class TaskItem(MethodView):
     def get(self, user_id: uuid.UUID | str, task_id: uuid.UUID) -> Any:
         """Get one task"""
         owner = resolve_owner(user_id)
-        return json_response(task_payload(tasks.get_task(owner_id=owner, task_id=task_id)))
+        return json_response(
+            task_payload(tasks.get_task(owner_id=owner, task_id=task_id, token=token_check()))
+        )
 
     @blp.arguments(TaskReplace())
     @blp.response(200, TaskOut)
@@ -104,7 +106,7 @@ class TaskItem(MethodView):
         A field left out takes its default (`description` null, not completed).
         """
         owner = resolve_owner(user_id)
-        row = tasks.update_task(owner_id=owner, task_id=task_id, changes=data)
+        row = tasks.update_task(owner_id=owner, task_id=task_id, changes=data, token=token_check())
         return json_response(task_payload(row))
 
     @blp.arguments(TaskPatch())
@@ -114,7 +116,7 @@ class TaskItem(MethodView):
     def patch(self, data: dict[str, Any], user_id: uuid.UUID | str, task_id: uuid.UUID) -> Any:
         """Change some fields of a task"""
         owner = resolve_owner(user_id)
-        row = tasks.update_task(owner_id=owner, task_id=task_id, changes=data)
+        row = tasks.update_task(owner_id=owner, task_id=task_id, changes=data, token=token_check())
         return json_response(task_payload(row))
 
     @blp.response(204)
@@ -123,7 +125,7 @@ class TaskItem(MethodView):
     def delete(self, user_id: uuid.UUID | str, task_id: uuid.UUID) -> Any:
         """Delete a task"""
         owner = resolve_owner(user_id)
-        tasks.delete_task(owner_id=owner, task_id=task_id)
+        tasks.delete_task(owner_id=owner, task_id=task_id, token=token_check())
         return Response(status=204)
 
 
@@ -150,5 +152,5 @@ class TaskCompletion(MethodView):
         body = load_optional_body(CompleteIn())
         owner = resolve_owner(user_id)
         value = None if body is None else body["completed"]
-        row = tasks.set_completed(owner_id=owner, task_id=task_id, value=value)
+        row = tasks.set_completed(owner_id=owner, task_id=task_id, value=value, token=token_check())
         return json_response(task_payload(row))

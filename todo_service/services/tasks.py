@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import (
     ColumnElement,
@@ -41,8 +41,9 @@ from ..database import (
     utcnow,
     uuid_text,
 )
-from ..errors import TaskNotFound
+from ..errors import TaskNotFound, Unauthorized
 from ..models import Task, TaskCount
+from . import tokens
 
 # The representation's columns, in one place (RETURNING and SELECT). Ids and
 # timestamps come back as text: they are only ever serialised, so making UUID
@@ -64,7 +65,15 @@ _SORT_KEYS = {
     "title": code_point_order(Task.title),
 }
 
-_OWNED_TASK = and_(Task.id == bindparam("task_id"), Task.user_id == bindparam("owner_id"))
+# Every statement below also carries the caller's token check
+# (`tokens.still_valid()`): one round trip answers both "is the token still
+# good" and the request itself. When a statement finds nothing, a separate
+# check tells a revoked token (401) from a missing task (404).
+_OWNED_TASK = and_(
+    Task.id == bindparam("task_id"),
+    Task.user_id == bindparam("owner_id"),
+    tokens.still_valid(),
+)
 
 
 @dataclass(frozen=True)
@@ -84,7 +93,10 @@ def _escape_like(text: str) -> str:
 
 
 def _conditions(*, completed: bool, status: bool, search: bool) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = [Task.user_id == bindparam("owner_id")]
+    conditions: list[ColumnElement[bool]] = [
+        Task.user_id == bindparam("owner_id"),
+        tokens.still_valid(),
+    ]
     if completed:
         conditions.append(Task.completed == bindparam("completed"))
     if status:
@@ -139,12 +151,15 @@ def _match_count_statement(completed: bool, status: bool) -> Executable:
     return select(func.count()).select_from(Task).where(*conditions)
 
 
-def list_tasks(*, owner_id: uuid.UUID, query: ListQuery) -> tuple[list[RowMapping], int]:
+def list_tasks(
+    *, owner_id: uuid.UUID, query: ListQuery, token: tokens.TokenCheck
+) -> tuple[list[RowMapping], int]:
     """One page of the owner's tasks and the exact total for the filter."""
     params: dict[str, Any] = {
         "owner_id": owner_id,
         "limit": query.page_size,
         "offset": (query.page - 1) * query.page_size,
+        **token.params(),
     }
     if query.completed is not None:
         params["completed"] = query.completed
@@ -155,6 +170,8 @@ def list_tasks(*, owner_id: uuid.UUID, query: ListQuery) -> tuple[list[RowMappin
     flags = (query.completed is not None, query.status is not None, bool(query.q))
     conn = connection()
     rows = conn.execute(_page_statement(query.sort, *flags), params).mappings().all()
+    if not rows:  # an empty page, or a token no longer good
+        tokens.ensure_valid(token)
     if query.q:
         total = conn.execute(_match_count_statement(*flags[:2]), params).scalar_one()
     elif rows:
@@ -162,6 +179,11 @@ def list_tasks(*, owner_id: uuid.UUID, query: ListQuery) -> tuple[list[RowMappin
     else:  # an empty page carries no counts: ask for them
         total = _total_from_counts(query, conn.execute(_COUNTS, params).one())
     return list(rows), int(total)
+
+
+def count_tasks(*, owner_id: uuid.UUID) -> int:
+    """How many tasks the owner has (the trigger-maintained count)."""
+    return int(connection().execute(_COUNTS, {"owner_id": owner_id}).one()[0])
 
 
 def _total_from_counts(query: ListQuery, counts: Any) -> int:
@@ -177,11 +199,30 @@ def _total_from_counts(query: ListQuery, counts: Any) -> int:
     return completed if wanted.pop() else total - completed
 
 
-_INSERT: Insert = insert(Task)
+_CREATED_COLUMNS = (
+    "id",
+    "user_id",
+    "title",
+    "description",
+    "completed",
+    "created_at",
+    "updated_at",
+)
+_CREATE: Insert = insert(Task).from_select(
+    list(_CREATED_COLUMNS),
+    select(
+        *(bindparam(f"new_{name}", type_=Task.__table__.c[name].type) for name in _CREATED_COLUMNS)
+    ).where(tokens.still_valid()),
+)
 
 
 def create_task(
-    *, owner_id: uuid.UUID, title: str, description: str | None, completed: bool
+    *,
+    owner_id: uuid.UUID,
+    title: str,
+    description: str | None,
+    completed: bool,
+    token: tokens.TokenCheck,
 ) -> dict[str, Any]:
     now = utcnow()
     values = {
@@ -193,17 +234,21 @@ def create_task(
         "created_at": now,
         "updated_at": now,
     }
-    connection().execute(_INSERT, values)
+    params = {f"new_{name}": value for name, value in values.items()}
+    result = connection().execute(_CREATE, {**params, **token.params()})
+    if not result.rowcount:  # the token was no longer good: nothing written
+        raise Unauthorized("Token has been revoked.")
     return values
 
 
 _GET: Executable = select(*TASK_COLUMNS).where(_OWNED_TASK)
 
 
-def get_task(*, owner_id: uuid.UUID, task_id: uuid.UUID) -> RowMapping:
-    row = connection().execute(_GET, {"task_id": task_id, "owner_id": owner_id}).mappings().first()
+def get_task(*, owner_id: uuid.UUID, task_id: uuid.UUID, token: tokens.TokenCheck) -> RowMapping:
+    params = {"task_id": task_id, "owner_id": owner_id, **token.params()}
+    row = connection().execute(_GET, params).mappings().first()
     if row is None:
-        raise TaskNotFound()
+        _not_found(token)
     return row
 
 
@@ -223,14 +268,20 @@ def _update_statement(fields: tuple[str, ...]) -> Update:
     return update(Task).where(_OWNED_TASK).values(new_values).returning(*TASK_COLUMNS)
 
 
-def update_task(*, owner_id: uuid.UUID, task_id: uuid.UUID, changes: dict[str, Any]) -> RowMapping:
+def update_task(
+    *,
+    owner_id: uuid.UUID,
+    task_id: uuid.UUID,
+    changes: dict[str, Any],
+    token: tokens.TokenCheck,
+) -> RowMapping:
     """Apply `changes` (any of title, description, completed)."""
     fields = tuple(name for name in UPDATABLE if name in changes)
     if not fields:
-        return get_task(owner_id=owner_id, task_id=task_id)
-    params = {"task_id": task_id, "owner_id": owner_id}
+        return get_task(owner_id=owner_id, task_id=task_id, token=token)
+    params = {"task_id": task_id, "owner_id": owner_id, **token.params()}
     params.update({f"new_{name}": changes[name] for name in fields})
-    return _returning_one(_update_statement(fields), params)
+    return _returning_one(_update_statement(fields), params, token)
 
 
 # The toggle is one atomic UPDATE: N concurrent toggles flip the task exactly N times.
@@ -242,24 +293,42 @@ _TOGGLE: Update = (
 )
 
 
-def set_completed(*, owner_id: uuid.UUID, task_id: uuid.UUID, value: bool | None) -> RowMapping:
+def set_completed(
+    *,
+    owner_id: uuid.UUID,
+    task_id: uuid.UUID,
+    value: bool | None,
+    token: tokens.TokenCheck,
+) -> RowMapping:
     """Toggle (`value` None) or set completion."""
     if value is None:
-        return _returning_one(_TOGGLE, {"task_id": task_id, "owner_id": owner_id})
-    return update_task(owner_id=owner_id, task_id=task_id, changes={"completed": value})
+        params = {"task_id": task_id, "owner_id": owner_id, **token.params()}
+        return _returning_one(_TOGGLE, params, token)
+    return update_task(
+        owner_id=owner_id, task_id=task_id, changes={"completed": value}, token=token
+    )
 
 
 _DELETE: Delete = delete(Task).where(_OWNED_TASK)
 
 
-def delete_task(*, owner_id: uuid.UUID, task_id: uuid.UUID) -> None:
-    result = connection().execute(_DELETE, {"task_id": task_id, "owner_id": owner_id})
-    if not result.rowcount:
-        raise TaskNotFound()
+def delete_task(*, owner_id: uuid.UUID, task_id: uuid.UUID, token: tokens.TokenCheck) -> None:
+    params = {"task_id": task_id, "owner_id": owner_id, **token.params()}
+    if not connection().execute(_DELETE, params).rowcount:
+        _not_found(token)
 
 
-def _returning_one(statement: Update, params: dict[str, Any]) -> RowMapping:
+def _returning_one(
+    statement: Update, params: dict[str, Any], token: tokens.TokenCheck
+) -> RowMapping:
     row = connection().execute(statement, params).mappings().first()
     if row is None:
-        raise TaskNotFound()
+        _not_found(token)
     return row
+
+
+def _not_found(token: tokens.TokenCheck) -> NoReturn:
+    """Nothing matched: a token no longer good (401) or no such task of the
+    owner's (404)."""
+    tokens.ensure_valid(token)
+    raise TaskNotFound()

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from sqlalchemy import Insert, bindparam, delete, exists, insert, select
+from sqlalchemy import ColumnElement, Insert, and_, bindparam, delete, exists, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from ..connections import connection
@@ -21,6 +22,44 @@ from ..models import RevokedToken, User
 class TokenState(NamedTuple):
     token_version: int
     revoked: bool
+
+
+@dataclass(frozen=True)
+class TokenCheck:
+    """A signed token's claims whose revocation is still to be checked in the
+    database: by `still_valid()` inside the request's own statement, or on
+    its own by `ensure_valid()`."""
+
+    user_id: uuid.UUID
+    jti: str
+    version: int
+
+    def params(self) -> dict[str, Any]:
+        return {"auth_user_id": self.user_id, "auth_version": self.version, "auth_jti": self.jti}
+
+
+def still_valid() -> ColumnElement[bool]:
+    """SQL: the token (bound as `TokenCheck.params()`) is still good: its user
+    exists, no password change since it was issued, and it is not revoked.
+    Added to a statement's WHERE, it saves the separate round trip."""
+    return and_(
+        exists().where(
+            User.id == bindparam("auth_user_id"),
+            User.token_version == bindparam("auth_version"),
+        ),
+        ~exists().where(RevokedToken.jti == bindparam("auth_jti")),
+    )
+
+
+def is_valid(check: TokenCheck) -> bool:
+    state = token_state(user_id=check.user_id, jti=check.jti)
+    return state is not None and not state.revoked and state.token_version == check.version
+
+
+def ensure_valid(check: TokenCheck) -> None:
+    """Raise the 401 when the token is no longer good."""
+    if not is_valid(check):
+        raise Unauthorized("Token has been revoked.")
 
 
 _TOKEN_STATE = select(
