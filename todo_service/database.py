@@ -30,7 +30,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
-from sqlalchemy.types import String, TypeDecorator
+from sqlalchemy.types import NullType, String, TypeDecorator
 
 _SQLITE_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 _ONE_MICROSECOND = timedelta(microseconds=1)
@@ -139,6 +139,30 @@ def _uuid_text_sqlite(element: uuid_text, compiler: SQLCompiler, **kw: Any) -> s
     h = compiler.process(element.clauses, **kw)
     parts = ("1, 8", "9, 4", "13, 4", "17, 4", "21, 12")
     return "lower(" + " || '-' || ".join(f"substr({h}, {p})" for p in parts) + ")"
+
+
+class in_subquery(FunctionElement[Any]):  # noqa: N801
+    """`column IN (subquery)`. On PostgreSQL as `column = ANY(ARRAY(subquery))`,
+    which makes the subquery run once, first, and its few ids be fetched by
+    primary key (a plain IN may be planned as a hash join over the table)."""
+
+    # No Boolean type: SQLite would compare the whole condition with 1.
+    type = NullType()
+    inherit_cache = True
+
+
+@compiles(in_subquery)
+def _in_subquery_default(element: in_subquery, compiler: SQLCompiler, **kw: Any) -> str:
+    column, subquery = element.clauses
+    # The scalar subquery renders its own parentheses; another pair would make
+    # it a one-element list holding only the subquery's first row.
+    return f"{compiler.process(column, **kw)} IN {compiler.process(subquery, **kw)}"
+
+
+@compiles(in_subquery, "postgresql")
+def _in_subquery_pg(element: in_subquery, compiler: SQLCompiler, **kw: Any) -> str:
+    column, subquery = element.clauses
+    return f"{compiler.process(column, **kw)} = ANY(ARRAY({compiler.process(subquery, **kw)}))"
 
 
 class code_point_order(FunctionElement[str]):  # noqa: N801

