@@ -120,28 +120,28 @@ _COUNTS = select(
 ).where(TaskCount.user_id == bindparam("owner_id"))
 
 
-@lru_cache(maxsize=64)
-def _page_statement(sort: str, completed: bool, status: bool, search: bool) -> Executable:
+# Below this OFFSET a page is read directly; from it on through its ids.
+_DEEP_OFFSET = 500
+
+
+@lru_cache(maxsize=128)
+def _page_statement(
+    sort: str, completed: bool, status: bool, search: bool, deep: bool
+) -> Executable:
     """The page's rows in order, the user's counts riding along.
 
     The page is found on ids alone, and only its rows are then fetched (a
     "deferred join"): OFFSET skips rows one by one, and skipping entries of
     the index on (user_id, created_at, id) is much cheaper than skipping whole
     rows and formatting their columns (measured on 8,700 tasks at 90 % depth:
-    1.7 ms against 4.3 ms).
+    1.7 ms against 4.3 ms). Near the top a direct read is cheaper (the first
+    page: 0.18 ms against 0.22 ms).
     """
     descending = sort.startswith("-")
     key = _SORT_KEYS[sort.lstrip("-")]
     # Ties broken by id in the same direction, so pages never overlap or skip.
     order = (key.desc(), Task.id.desc()) if descending else (key.asc(), Task.id.asc())
-    page_ids = (
-        select(Task.id)
-        .where(*_conditions(completed=completed, status=status, search=search))
-        .order_by(*order)
-        .limit(bindparam("limit"))
-        .offset(bindparam("offset"))
-        .scalar_subquery()
-    )
+    conditions = _conditions(completed=completed, status=status, search=search)
     columns: list[Any] = list(TASK_COLUMNS)
     if not search:
         # The counts ride along with the page: one round trip instead of two.
@@ -153,6 +153,22 @@ def _page_statement(sort: str, completed: bool, status: bool, search: bool) -> E
             .scalar_subquery()
             .label("_completed"),
         ]
+    if not deep:
+        return (
+            select(*columns)
+            .where(*conditions)
+            .order_by(*order)
+            .limit(bindparam("limit"))
+            .offset(bindparam("offset"))
+        )
+    page_ids = (
+        select(Task.id)
+        .where(*conditions)
+        .order_by(*order)
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+        .scalar_subquery()
+    )
     return select(*columns).where(in_subquery(Task.id, page_ids)).order_by(*order)
 
 
@@ -180,7 +196,8 @@ def list_tasks(
         params["pattern"] = f"%{_escape_like(query.q.lower())}%"
     flags = (query.completed is not None, query.status is not None, bool(query.q))
     conn = connection()
-    rows = conn.execute(_page_statement(query.sort, *flags), params).mappings().all()
+    deep = params["offset"] >= _DEEP_OFFSET
+    rows = conn.execute(_page_statement(query.sort, *flags, deep), params).mappings().all()
     if not rows:  # an empty page, or a token no longer good
         tokens.ensure_valid(token)
     if query.q:
