@@ -3,13 +3,24 @@ the tests all start the service as `gunicorn -c gunicorn.conf.py wsgi:app`."""
 
 import multiprocessing
 import os
+import sys
 
+from dotenv import load_dotenv
 from gunicorn import glogging
+
+# The master reads settings too (PORT, AUTO_MIGRATE, ...): a .env file counts
+# here as it does in wsgi.py; the real environment wins.
+load_dotenv()
 
 
 def _int(name: str, default: int) -> int:
     value = os.environ.get(name, "").strip()
-    return int(value) if value else default
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        sys.exit(f"configuration error: {name} must be a whole number, got {value!r}")
 
 
 bind = f"0.0.0.0:{_int('PORT', 8000)}"
@@ -66,9 +77,13 @@ logconfig_dict = {
 
 def on_starting(server):  # noqa: ARG001 (gunicorn's hook signature)
     """AUTO_MIGRATE: upgrade the schema once, in the master, before workers fork."""
+    from todo_service.config import ConfigError
     from todo_service.deploy import auto_migrate_if_enabled
 
-    auto_migrate_if_enabled()
+    try:
+        auto_migrate_if_enabled()
+    except ConfigError as exc:
+        sys.exit(f"configuration error: {exc}")
 
 
 def post_fork(server, worker):  # noqa: ARG001

@@ -23,9 +23,8 @@ MIGRATION_LOCK_KEY = 7_261_946_375
 
 
 def get_engine():
-    """Through PgBouncer in transaction mode an advisory lock protects
-    nothing: migrate over the direct URL when one is given (Neon hands out a
-    pooled and a direct one)."""
+    """The direct URL when one is given (Neon hands out a pooled and a direct
+    one): DDL is best run without a transaction-mode pooler in between."""
     direct = os.environ.get("DATABASE_DIRECT_URL", "").strip()
     if direct:
         return create_engine(normalize_database_url(direct), poolclass=NullPool)

@@ -299,7 +299,8 @@ def test_concurrent_logouts_with_one_access_token_never_fail_and_revoke_it(
 
     assert_no_server_errors(responses)
     statuses = [response.status_code for response in responses]
-    assert 204 in statuses
+    # One logout wins; every other one is a second logout with that token: 401.
+    assert statuses.count(204) == 1, statuses
     for response in responses:
         if response.status_code == 204:
             assert response.content == b""

@@ -318,6 +318,11 @@ def test_readiness_is_503_json_without_a_database(down_client):
         ("POST", "/api/auth/login", {"email": "a@example.com", "password": "long enough"}),
         ("GET", "/api/me/tasks", None),
         ("POST", "/api/me/tasks", {"title": "x"}),
+        # Answers that would be a 403, 422 or 404 first settle the token check,
+        # which needs the database too: 503, never 500.
+        ("GET", "/api/0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5c/tasks", None),
+        ("POST", "/api/me/tasks", {"title": ""}),
+        ("GET", "/api/me/tasks?page=0", None),
         ("GET", "/api/auth/me", None),
     ],
 )

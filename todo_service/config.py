@@ -76,7 +76,8 @@ def normalize_database_url(url: str) -> str:
     return re.sub(r"^postgres(?:ql)?://", "postgresql+psycopg2://", url.strip())
 
 
-def _engine_options(url: str, env: Mapping[str, str]) -> dict[str, Any]:
+def engine_options(url: str, env: Mapping[str, str]) -> dict[str, Any]:
+    """SQLAlchemy engine options for `url`, tuned by the DATABASE_* settings."""
     # Autocommit: every write of the service is one statement, atomic on its
     # own, so transactions would only add BEGIN/COMMIT round trips. (Switching
     # a psycopg2 connection in and out of autocommit costs a round trip too,
@@ -85,9 +86,18 @@ def _engine_options(url: str, env: Mapping[str, str]) -> dict[str, Any]:
     if url.startswith("sqlite"):
         # A file database: several gunicorn workers share it through WAL mode
         # and a busy timeout (set per connection in `database.py`).
-        return {"isolation_level": "AUTOCOMMIT", "connect_args": {"timeout": 30}}
+        # The wait stays well under gunicorn's worker timeout (30 s), so a
+        # long lock wait ends as a JSON 503, not a killed worker.
+        return {
+            "isolation_level": "AUTOCOMMIT",
+            "hide_parameters": True,
+            "connect_args": {"timeout": 10},
+        }
     return {
         "isolation_level": "AUTOCOMMIT",
+        # Error messages (and so logs) never carry bound values: a title, a
+        # password hash.
+        "hide_parameters": True,
         # Serverless PostgreSQL closes idle connections and scales to zero:
         # recycle connections before the server drops them. Instead of
         # `pool_pre_ping` (a round trip on every request), a connection idle
@@ -97,8 +107,17 @@ def _engine_options(url: str, env: Mapping[str, str]) -> dict[str, Any]:
         "max_overflow": _int(env, "DATABASE_MAX_OVERFLOW", 5, minimum=0),
         "pool_timeout": _int(env, "DATABASE_POOL_TIMEOUT", 5, minimum=1),
         # No libpq startup `options`: PgBouncer in transaction mode refuses them.
+        # TCP keepalives and a user timeout: a server that vanishes without
+        # closing the connection (a partition, a failover) is noticed within
+        # about 10 s instead of hanging the worker. Connection parameters, not
+        # startup options: PgBouncer accepts them.
         "connect_args": {
             "connect_timeout": _int(env, "DATABASE_CONNECT_TIMEOUT", 3, minimum=1),
+            "keepalives": 1,
+            "keepalives_idle": 5,
+            "keepalives_interval": 2,
+            "keepalives_count": 3,
+            "tcp_user_timeout": 10_000,
         },
     }
 
@@ -106,11 +125,8 @@ def _engine_options(url: str, env: Mapping[str, str]) -> dict[str, Any]:
 class Config:
     """Production defaults; `from_env` fills in what the environment says."""
 
-    # Contract numbers (API.md).
+    # Contract numbers (API.md); paging bounds live in schemas.TaskListArgs.
     MAX_BODY_BYTES = 64 * 1024
-    DEFAULT_PAGE_SIZE = 100
-    MAX_PAGE_SIZE = 1000
-    MAX_PAGE = 1_000_000
 
     # flask-smorest / OpenAPI.
     API_TITLE = "Todo service"
@@ -190,12 +206,13 @@ class Config:
             if len(secret) < 32:
                 raise ConfigError("JWT_SECRET_KEY must be at least 32 characters long")
             values["JWT_SECRET_KEY"] = secret
-        access = _int(env, "JWT_ACCESS_TOKEN_MINUTES", 15, minimum=1)
+        default_access = int(cls.JWT_ACCESS_TOKEN_EXPIRES.total_seconds() // 60)
+        access = _int(env, "JWT_ACCESS_TOKEN_MINUTES", default_access, minimum=1)
         if access > 24 * 60:
             raise ConfigError("JWT_ACCESS_TOKEN_MINUTES must be at most 1440 (a day)")
         values["JWT_ACCESS_TOKEN_EXPIRES"] = timedelta(minutes=access)
         values["JWT_REFRESH_TOKEN_EXPIRES"] = timedelta(
-            days=_int(env, "JWT_REFRESH_TOKEN_DAYS", 30, minimum=1)
+            days=_int(env, "JWT_REFRESH_TOKEN_DAYS", cls.JWT_REFRESH_TOKEN_EXPIRES.days, minimum=1)
         )
         values["ARGON2_TIME_COST"] = _int(env, "ARGON2_TIME_COST", cls.ARGON2_TIME_COST, minimum=1)
         values["ARGON2_MEMORY_COST"] = _int(
@@ -244,11 +261,6 @@ class Config:
                 f"PROMETHEUS_MULTIPROC_DIR must be an existing directory, got {multiproc_dir!r}"
             )
         return values
-
-
-def engine_options(url: str, settings: Mapping[str, str]) -> dict[str, Any]:
-    """SQLAlchemy engine options for `url`, tuned by the DATABASE_* settings."""
-    return _engine_options(url, settings)
 
 
 class TestConfig(Config):

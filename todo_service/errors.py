@@ -160,9 +160,20 @@ def _field_errors(messages: Any) -> dict[str, Any] | None:
     return shaped or None
 
 
+_DATABASE_ERRORS = (OperationalError, InterfaceError, DisconnectionError, PoolTimeoutError)
+
+
 def _refused_token() -> Response | None:
+    """The 401 of a deferred token check that fails, settled now (before any
+    other error answer); the 503 if the database cannot say."""
     settle = current_app.extensions.get(SETTLE_TOKEN_CHECK_KEY)
-    return settle() if settle is not None else None
+    if settle is None:
+        return None
+    try:
+        refused: Response | None = settle()
+    except _DATABASE_ERRORS as exc:
+        return _handle_database_unavailable(exc)
+    return refused
 
 
 def _handle_http_exception(exc: HTTPException) -> Response:
@@ -213,6 +224,6 @@ def register_error_handlers(app: Flask) -> None:
     for a class, so these replace flask-smorest's (which drops `message`)."""
     app.register_error_handler(HTTPException, _handle_http_exception)
     app.register_error_handler(ApiError, _handle_api_error)
-    for db_error in (OperationalError, InterfaceError, DisconnectionError, PoolTimeoutError):
+    for db_error in _DATABASE_ERRORS:
         app.register_error_handler(db_error, _handle_database_unavailable)
     app.register_error_handler(Exception, _handle_unexpected)

@@ -46,7 +46,7 @@ class User(db.Model):  # type: ignore[name-defined]
 class Task(db.Model):  # type: ignore[name-defined]
     __tablename__ = "tasks"
     __table_args__ = (
-        # One user's tasks, newest first: listing, counting, keyset paging.
+        # One user's tasks, newest first: listing and deep pages (index only).
         Index("ix_tasks_user_id_created_at_id", "user_id", "created_at", "id"),
     )
 

@@ -71,8 +71,16 @@ class BodySchema(Schema):
 # --------------------------------------------------------------------- accounts
 
 
+class EmailAddress(TrimmedText):
+    """Trimmed and lower-cased: emails compare case-insensitively (API.md)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        return text.lower() if text is not None else None
+
+
 class RegisterIn(BodySchema):
-    email = TrimmedText(
+    email = EmailAddress(
         required=True,
         validate=[validate.Length(max=EMAIL_MAX_LENGTH), validate.Email()],
         metadata={"example": "ada@example.com"},
@@ -84,24 +92,14 @@ class RegisterIn(BodySchema):
     )
     name = Text(allow_none=True, validate=validate.Length(max=NAME_MAX_LENGTH))
 
-    @post_load
-    def lower_email(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        data["email"] = data["email"].lower()
-        return data
-
 
 class LoginIn(BodySchema):
-    email = TrimmedText(required=True, validate=validate.Length(max=EMAIL_MAX_LENGTH))
+    email = EmailAddress(required=True, validate=validate.Length(max=EMAIL_MAX_LENGTH))
     password = Text(
         required=True,
         validate=validate.Length(max=PASSWORD_MAX_LENGTH),
         metadata={"format": "password"},
     )
-
-    @post_load
-    def lower_email(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        data["email"] = data["email"].lower()
-        return data
 
 
 class LogoutIn(BodySchema):
@@ -231,7 +229,3 @@ class ErrorOut(Schema):
         values=fields.Dict(keys=fields.String(), values=fields.List(fields.String())),
         metadata={"description": "Field errors by location (json, query, headers)."},
     )
-
-
-class HealthOut(Schema):
-    status = fields.String(required=True)

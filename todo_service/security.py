@@ -161,10 +161,20 @@ def _settle_before_success(response: Response) -> Response:
     check to a statement still gets it checked before its answer goes out."""
     if response.status_code < 400 and not g.get(_SETTLED_KEY, True):
         log.error("deferred token check was not settled by %s", request.endpoint)
-        refused = settle_token_check()
+        try:
+            refused = settle_token_check()
+        except Exception:  # the database cannot say: refuse rather than answer
+            log.warning("database unavailable while settling a token check")
+            return error_response(503, "Database unavailable.")
         if refused is not None:
             return refused
     return response
+
+
+def register_token_safety_net(app: Flask) -> None:
+    """Call last: Flask runs after_request hooks in reverse order, so this one
+    runs first and the others (CORS, metrics) see its answer."""
+    app.after_request(_settle_before_success)
 
 
 def _unauthorized(message: str) -> Response:
@@ -174,7 +184,6 @@ def _unauthorized(message: str) -> Response:
 def register_jwt_callbacks(app: Flask) -> None:
     jwt.token_in_blocklist_loader(_is_token_revoked)
     app.extensions[SETTLE_TOKEN_CHECK_KEY] = settle_token_check
-    app.after_request(_settle_before_success)
     jwt.unauthorized_loader(lambda reason: _unauthorized("Missing bearer token."))
     jwt.invalid_token_loader(lambda reason: _unauthorized("Invalid token."))
     jwt.expired_token_loader(lambda header, claims: _unauthorized("Token has expired."))
@@ -193,5 +202,8 @@ def register_jwt_callbacks(app: Flask) -> None:
 
 
 def revoke_presented_token() -> None:
+    """Logout: of two logouts with one token at once, the second is a 401 too."""
     claims = get_jwt()
-    tokens.revoke(jti=claims["jti"], expires_at=token_expiry(claims))
+    tokens.revoke_once(
+        jti=claims["jti"], expires_at=token_expiry(claims), message="Token has been revoked."
+    )

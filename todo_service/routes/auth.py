@@ -66,7 +66,11 @@ class Refresh(MethodView):
         (rotation): using it again is a 401.
         """
         claims = get_jwt()
-        tokens.consume_refresh_token(jti=claims["jti"], expires_at=security.token_expiry(claims))
+        tokens.revoke_once(
+            jti=claims["jti"],
+            expires_at=security.token_expiry(claims),
+            message="Refresh token has already been used.",
+        )
         return security.issue_token_pair(
             security.current_user_id(), security.current_token_version()
         )
@@ -126,6 +130,7 @@ class Me(MethodView):
         """
         return users.update_profile(
             user_id=security.current_user_id(),
+            token_version=security.current_token_version(),
             changes=data,
             check=security.verify_password,
             hash_password=security.hash_password,

@@ -30,6 +30,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import Executable
 
 from ..connections import connection
@@ -104,7 +105,9 @@ def _conditions(*, completed: bool, status: bool, search: bool) -> list[ColumnEl
         conditions.append(Task.completed == bindparam("status_completed"))
     if search:
         # Literal, case-insensitive substring (API.md, Search).
-        pattern = bindparam("pattern", type_=String())
+        # Folded by the same function as the columns (Python's and PostgreSQL's
+        # lower() disagree on a few characters).
+        pattern = unicode_lower(bindparam("pattern", type_=String()))
         conditions.append(
             or_(
                 unicode_lower(Task.title).like(pattern, escape="\\"),
@@ -193,7 +196,7 @@ def list_tasks(
     if query.status is not None:
         params["status_completed"] = query.status == "completed"
     if query.q:
-        params["pattern"] = f"%{_escape_like(query.q.lower())}%"
+        params["pattern"] = f"%{_escape_like(query.q)}%"
     flags = (query.completed is not None, query.status is not None, bool(query.q))
     conn = connection()
     deep = params["offset"] >= _DEEP_OFFSET
@@ -263,7 +266,13 @@ def create_task(
         "updated_at": now,
     }
     params = {f"new_{name}": value for name, value in values.items()}
-    result = connection().execute(_CREATE, {**params, **token.params()})
+    try:
+        result = connection().execute(_CREATE, {**params, **token.params()})
+    except IntegrityError:
+        # PostgreSQL: the account was deleted after this statement's snapshot
+        # saw it; the foreign key refuses the row.
+        tokens.ensure_valid(token)
+        raise
     if not result.rowcount:  # the token was no longer good: nothing written
         raise Unauthorized("Token has been revoked.")
     return values

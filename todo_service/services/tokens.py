@@ -83,13 +83,14 @@ def revoke(*, jti: str, expires_at: datetime) -> None:
         connection().execute(_REVOKE, {"jti": jti, "expires_at": expires_at})
 
 
-def consume_refresh_token(*, jti: str, expires_at: datetime) -> None:
-    """Mark a refresh token used (rotation). Atomic: of several concurrent
-    uses exactly one inserts the id; the others hit the primary key -> 401."""
+def revoke_once(*, jti: str, expires_at: datetime, message: str) -> None:
+    """Revoke the token presented: a refresh token being used (rotation), an
+    access token logging out. Atomic: of several concurrent uses exactly one
+    inserts the id; the others hit the primary key -> 401 with `message`."""
     try:
         connection().execute(_REVOKE, {"jti": jti, "expires_at": expires_at})
     except IntegrityError:
-        raise Unauthorized("Refresh token has already been used.") from None
+        raise Unauthorized(message) from None
 
 
 def purge_expired(*, now: datetime | None = None) -> int:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..database import utcnow
+from ..connections import connection
+from ..database import next_timestamp, utcnow
 from ..errors import EmailTaken, InvalidCredentials, Unauthorized, WrongPassword
 from ..extensions import db
 from ..models import User
@@ -66,32 +68,52 @@ def authenticate(
     return user
 
 
+_USER_COLUMNS = (User.id, User.email, User.name, User.created_at, User.updated_at)
+
+
 def update_profile(
     *,
     user_id: uuid.UUID,
+    token_version: int,
     changes: dict[str, object],
     check: PasswordCheck,
     hash_password: Callable[[str], str],
-) -> User:
+) -> Any:
     """Apply `name` and/or a new `password` (which needs the right
-    `current_password` and revokes every token issued before it)."""
+    `current_password` and revokes every token issued before it).
+
+    The write is one UPDATE that also requires the caller's token to be still
+    current: of two password changes with one token, the second finds the
+    version moved on and gets 401, as does a change racing the account's
+    deletion.
+    """
     user = get(user_id)
-    changed = False
+    values: dict[str, Any] = {}
     if "password" in changes:
         current = changes.get("current_password")
         if not isinstance(current, str) or not check(user.password_hash, current):
             raise WrongPassword()
-        user.password_hash = hash_password(str(changes["password"]))
-        # In SQL, so that two password changes at once both count.
-        user.token_version = User.token_version + 1
-        changed = True
+        values["password_hash"] = hash_password(str(changes["password"]))
+        values["token_version"] = User.token_version + 1
     if "name" in changes and changes["name"] != user.name:
-        user.name = changes["name"]  # type: ignore[assignment]
-        changed = True
-    if changed:
-        user.updated_at = max(utcnow(), user.updated_at)
-        db.session.commit()
-    return user
+        values["name"] = changes["name"]
+    if not values:
+        return user
+    values["updated_at"] = next_timestamp(User.updated_at)
+    row = (
+        connection()
+        .execute(
+            update(User)
+            .where(User.id == user_id, User.token_version == token_version)
+            .values(values)
+            .returning(*_USER_COLUMNS)
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise Unauthorized("Token has been revoked.")
+    return row
 
 
 def delete_account(user_id: uuid.UUID) -> None:
