@@ -240,7 +240,7 @@ def start_gunicorn(
 @pytest.fixture(scope="session")
 def live_server(app: Flask, server_env: dict[str, str]) -> Iterator[str]:
     """A real multi-worker gunicorn on the test database (already migrated)."""
-    process, url = start_gunicorn(server_env)
+    process, url = start_gunicorn(server_env, config=True)  # as ops run it
     yield url
     process.terminate()
     process.wait(timeout=30)
