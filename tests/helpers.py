@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +32,21 @@ class RecordList(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
+
+
+@contextmanager
+def captured_records(logger_name: str) -> Iterator[list[logging.LogRecord]]:
+    """The records of one of the service's loggers while the block runs.
+    `todo_service` does not propagate to the root (so caplog sees nothing),
+    and caplog's handler changes between a test's setup and call phases, so
+    the tests listen on the logger itself."""
+    logger = logging.getLogger(logger_name)
+    handler = RecordList()
+    logger.addHandler(handler)
+    try:
+        yield handler.records
+    finally:
+        logger.removeHandler(handler)
 
 
 @dataclass(frozen=True)

@@ -23,22 +23,16 @@ from todo_service.config import (
 )
 from todo_service.extensions import db
 
-from .helpers import RecordList, assert_error
+from .helpers import assert_error, captured_records
 
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/x"
 
 
 @pytest.fixture
 def service_log() -> Iterator[list[logging.LogRecord]]:
-    """Records of the service's loggers (`todo_service` does not propagate to
-    the root, so caplog would see nothing)."""
-    logger = logging.getLogger("todo_service")
-    handler = RecordList()
-    logger.addHandler(handler)
-    try:
-        yield handler.records
-    finally:
-        logger.removeHandler(handler)
+    """Records of the service's loggers."""
+    with captured_records("todo_service") as records:
+        yield records
 
 
 @pytest.fixture

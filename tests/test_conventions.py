@@ -17,7 +17,7 @@ from todo_service.config import TestConfig
 from todo_service.extensions import db
 from todo_service.models import Task
 
-from .helpers import RecordList, assert_error
+from .helpers import assert_error, captured_records
 
 LIMIT = 65_536
 SANE_IDS = ["abc", "A" * 128, "req-1.2_3:4", "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", "-", "."]
@@ -47,17 +47,9 @@ def register_body(size: int) -> bytes:
 
 @pytest.fixture
 def request_log() -> Iterator[list[logging.LogRecord]]:
-    """The per-request log records of this test. The service's `todo_service`
-    logger does not propagate to the root (so caplog sees nothing): listen on
-    the request logger itself. (caplog's handler changes between the setup and
-    call phases, so a fixture cannot attach it.)"""
-    logger = logging.getLogger("todo_service.request")
-    handler = RecordList()
-    logger.addHandler(handler)
-    try:
-        yield handler.records
-    finally:
-        logger.removeHandler(handler)
+    """The per-request log records of this test."""
+    with captured_records("todo_service.request") as records:
+        yield records
 
 
 def records_for(records: list[logging.LogRecord], request_id: str) -> list[logging.LogRecord]:
