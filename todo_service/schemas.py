@@ -121,12 +121,16 @@ class MePatch(BodySchema):
     )
 
 
+# UTC timestamps as the task representation has them (`...T22:05:07.123456Z`).
+RFC3339_UTC = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
 class UserOut(Schema):
     id = fields.UUID(required=True)
     email = fields.String(required=True)
     name = fields.String(required=True, allow_none=True)
-    created_at = fields.DateTime(required=True)
-    updated_at = fields.DateTime(required=True)
+    created_at = fields.DateTime(required=True, format=RFC3339_UTC)
+    updated_at = fields.DateTime(required=True, format=RFC3339_UTC)
 
 
 class TokenPairOut(Schema):
