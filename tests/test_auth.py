@@ -18,7 +18,13 @@ import jwt
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from flask_jwt_extended import create_access_token, create_refresh_token
+from flask_jwt_extended import (
+    create_access_token,
+    create_refresh_token,
+    get_jwt,
+    get_jwt_header,
+    verify_jwt_in_request,
+)
 from sqlalchemy import func, select
 
 from todo_service import create_app
@@ -707,6 +713,31 @@ def test_tokens_carry_the_subject_as_a_string(
         for name in ("access_token", "refresh_token"):
             subject = claims_of(pair[name])["sub"]
             assert isinstance(subject, str) and subject == user.id
+
+
+def test_a_token_seen_before_is_not_parsed_again(
+    app: Flask, client: FlaskClient, headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The verified-token cache (jwt_manager.py) covers the header too, and its
+    answer is the token's own header."""
+    token = headers["Authorization"].removeprefix("Bearer ")
+    assert client.get("/api/me/tasks", headers=headers).status_code == 200
+    expected_header, expected_subject = jwt.get_unverified_header(token), claims_of(token)["sub"]
+    parses: list[str] = []
+    original = jwt.api_jws.PyJWS.get_unverified_header
+
+    def counted(self: Any, encoded: Any) -> dict[str, Any]:
+        parses.append(encoded)
+        return original(self, encoded)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(jwt.api_jws.PyJWS, "get_unverified_header", counted)
+    monkeypatch.setattr(jwt.api_jws.PyJWS, "_load", lambda *a: pytest.fail("token parsed"))
+    assert client.get("/api/me/tasks", headers=headers).status_code == 200
+    assert parses == []
+    with app.test_request_context(headers=headers):
+        verify_jwt_in_request()
+        assert get_jwt_header() == expected_header
+        assert get_jwt()["sub"] == expected_subject
 
 
 # ------------------------------------------------------- the 401 matrix
