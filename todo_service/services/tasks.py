@@ -3,7 +3,8 @@ task is simply not found (404, never 403: ids cannot be probed).
 
 Each operation is one statement, atomic on its own, run on the request's
 autocommit connection (`connections.py`). The statements are built once with
-bound parameters, so a request spends no time composing SQL expressions.
+bound parameters and compiled once (`prebuilt.py`), so a request spends no
+time composing or compiling SQL.
 """
 
 from __future__ import annotations
@@ -15,11 +16,7 @@ from typing import Any, NoReturn
 
 from sqlalchemy import (
     ColumnElement,
-    Delete,
-    Insert,
-    RowMapping,
     String,
-    Update,
     and_,
     bindparam,
     case,
@@ -31,7 +28,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql import Executable
 
 from ..connections import connection
 from ..database import (
@@ -45,6 +41,7 @@ from ..database import (
 )
 from ..errors import TaskNotFound, Unauthorized
 from ..models import Task, TaskCount
+from ..prebuilt import Prebuilt
 from . import tokens
 
 # The representation's columns, in one place (RETURNING and SELECT). Ids and
@@ -117,10 +114,11 @@ def _conditions(*, completed: bool, status: bool, search: bool) -> list[ColumnEl
     return conditions
 
 
-_COUNTS = select(
-    func.coalesce(func.sum(TaskCount.total), 0),
-    func.coalesce(func.sum(TaskCount.completed), 0),
+_COUNTS_QUERY = select(
+    func.coalesce(func.sum(TaskCount.total), 0).label("total"),
+    func.coalesce(func.sum(TaskCount.completed), 0).label("completed"),
 ).where(TaskCount.user_id == bindparam("owner_id"))
+_COUNTS = Prebuilt(_COUNTS_QUERY)
 
 
 # Below this OFFSET a page is read directly; from it on through its ids.
@@ -128,9 +126,7 @@ _DEEP_OFFSET = 500
 
 
 @lru_cache(maxsize=128)
-def _page_statement(
-    sort: str, completed: bool, status: bool, search: bool, deep: bool
-) -> Executable:
+def _page_statement(sort: str, completed: bool, status: bool, search: bool, deep: bool) -> Prebuilt:
     """The page's rows in order, the user's counts riding along.
 
     The page is found on ids alone, and only its rows are then fetched (a
@@ -149,15 +145,15 @@ def _page_statement(
     if not search:
         # The counts ride along with the page: one round trip instead of two.
         columns += [
-            _COUNTS.with_only_columns(_COUNTS.selected_columns[0])
+            _COUNTS_QUERY.with_only_columns(_COUNTS_QUERY.selected_columns[0])
             .scalar_subquery()
             .label("_total"),
-            _COUNTS.with_only_columns(_COUNTS.selected_columns[1])
+            _COUNTS_QUERY.with_only_columns(_COUNTS_QUERY.selected_columns[1])
             .scalar_subquery()
             .label("_completed"),
         ]
     if not deep:
-        return (
+        return Prebuilt(
             select(*columns)
             .where(*conditions)
             .order_by(*order)
@@ -172,18 +168,18 @@ def _page_statement(
         .offset(bindparam("offset"))
         .scalar_subquery()
     )
-    return select(*columns).where(in_subquery(Task.id, page_ids)).order_by(*order)
+    return Prebuilt(select(*columns).where(in_subquery(Task.id, page_ids)).order_by(*order))
 
 
 @lru_cache(maxsize=8)
-def _match_count_statement(completed: bool, status: bool) -> Executable:
+def _match_count_statement(completed: bool, status: bool) -> Prebuilt:
     conditions = _conditions(completed=completed, status=status, search=True)
-    return select(func.count()).select_from(Task).where(*conditions)
+    return Prebuilt(select(func.count().label("total")).select_from(Task).where(*conditions))
 
 
 def list_tasks(
     *, owner_id: uuid.UUID, query: ListQuery, token: tokens.TokenCheck
-) -> tuple[list[RowMapping], int]:
+) -> tuple[list[dict[str, Any]], int]:
     """One page of the owner's tasks and the exact total for the filter."""
     params: dict[str, Any] = {
         "owner_id": owner_id,
@@ -200,21 +196,22 @@ def list_tasks(
     flags = (query.completed is not None, query.status is not None, bool(query.q))
     conn = connection()
     deep = params["offset"] >= _DEEP_OFFSET
-    rows = conn.execute(_page_statement(query.sort, *flags, deep), params).mappings().all()
+    rows = _page_statement(query.sort, *flags, deep).execute(conn, params).rows
     if not rows:  # an empty page, or a token no longer good
         tokens.ensure_valid(token)
     if query.q:
-        total = conn.execute(_match_count_statement(*flags[:2]), params).scalar_one()
+        total = _match_count_statement(*flags[:2]).execute(conn, params).rows[0]["total"]
     elif rows:
         total = _total_from_counts(query, (rows[0]["_total"], rows[0]["_completed"]))
     else:  # an empty page carries no counts: ask for them
-        total = _total_from_counts(query, conn.execute(_COUNTS, params).one())
-    return list(rows), int(total)
+        counts = _COUNTS.execute(conn, params).rows[0]
+        total = _total_from_counts(query, (counts["total"], counts["completed"]))
+    return rows, int(total)
 
 
 def count_tasks(*, owner_id: uuid.UUID) -> int:
     """How many tasks the owner has (the trigger-maintained count)."""
-    return int(connection().execute(_COUNTS, {"owner_id": owner_id}).one()[0])
+    return int(_COUNTS.execute(connection(), {"owner_id": owner_id}).rows[0]["total"])
 
 
 def _total_from_counts(query: ListQuery, counts: Any) -> int:
@@ -239,11 +236,16 @@ _CREATED_COLUMNS = (
     "created_at",
     "updated_at",
 )
-_CREATE: Insert = insert(Task).from_select(
-    list(_CREATED_COLUMNS),
-    select(
-        *(bindparam(f"new_{name}", type_=Task.__table__.c[name].type) for name in _CREATED_COLUMNS)
-    ).where(tokens.still_valid()),
+_CREATE = Prebuilt(
+    insert(Task).from_select(
+        list(_CREATED_COLUMNS),
+        select(
+            *(
+                bindparam(f"new_{name}", type_=Task.__table__.c[name].type)
+                for name in _CREATED_COLUMNS
+            )
+        ).where(tokens.still_valid()),
+    )
 )
 
 
@@ -267,7 +269,7 @@ def create_task(
     }
     params = {f"new_{name}": value for name, value in values.items()}
     try:
-        result = connection().execute(_CREATE, {**params, **token.params()})
+        result = _CREATE.execute(connection(), {**params, **token.params()})
     except IntegrityError:
         # PostgreSQL: the account was deleted after this statement's snapshot
         # saw it; the foreign key refuses the row.
@@ -278,19 +280,21 @@ def create_task(
     return values
 
 
-_GET: Executable = select(*TASK_COLUMNS).where(_OWNED_TASK)
+_GET = Prebuilt(select(*TASK_COLUMNS).where(_OWNED_TASK))
 
 
-def get_task(*, owner_id: uuid.UUID, task_id: uuid.UUID, token: tokens.TokenCheck) -> RowMapping:
+def get_task(
+    *, owner_id: uuid.UUID, task_id: uuid.UUID, token: tokens.TokenCheck
+) -> dict[str, Any]:
     params = {"task_id": task_id, "owner_id": owner_id, **token.params()}
-    row = connection().execute(_GET, params).mappings().first()
+    row = _GET.execute(connection(), params).first()
     if row is None:
         _not_found(token)
     return row
 
 
 @lru_cache(maxsize=16)
-def _update_statement(fields: tuple[str, ...]) -> Update:
+def _update_statement(fields: tuple[str, ...]) -> Prebuilt:
     """UPDATE of `fields` in one statement. `updated_at` moves only when a
     value really changes, and then to a value strictly later than the one it
     replaces (`next_timestamp`), also when concurrent updates commit within
@@ -302,7 +306,7 @@ def _update_statement(fields: tuple[str, ...]) -> Update:
     new_values["updated_at"] = case(
         (really_changed, next_timestamp(Task.updated_at)), else_=Task.updated_at
     )
-    return update(Task).where(_OWNED_TASK).values(new_values).returning(*TASK_COLUMNS)
+    return Prebuilt(update(Task).where(_OWNED_TASK).values(new_values).returning(*TASK_COLUMNS))
 
 
 def update_task(
@@ -311,7 +315,7 @@ def update_task(
     task_id: uuid.UUID,
     changes: dict[str, Any],
     token: tokens.TokenCheck,
-) -> RowMapping:
+) -> dict[str, Any]:
     """Apply `changes` (any of title, description, completed)."""
     fields = tuple(name for name in UPDATABLE if name in changes)
     if not fields:
@@ -322,7 +326,7 @@ def update_task(
 
 
 # The toggle is one atomic UPDATE: N concurrent toggles flip the task exactly N times.
-_TOGGLE: Update = (
+_TOGGLE = Prebuilt(
     update(Task)
     .where(_OWNED_TASK)
     .values(completed=~Task.completed, updated_at=next_timestamp(Task.updated_at))
@@ -336,7 +340,7 @@ def set_completed(
     task_id: uuid.UUID,
     value: bool | None,
     token: tokens.TokenCheck,
-) -> RowMapping:
+) -> dict[str, Any]:
     """Toggle (`value` None) or set completion."""
     if value is None:
         params = {"task_id": task_id, "owner_id": owner_id, **token.params()}
@@ -346,19 +350,19 @@ def set_completed(
     )
 
 
-_DELETE: Delete = delete(Task).where(_OWNED_TASK)
+_DELETE = Prebuilt(delete(Task).where(_OWNED_TASK))
 
 
 def delete_task(*, owner_id: uuid.UUID, task_id: uuid.UUID, token: tokens.TokenCheck) -> None:
     params = {"task_id": task_id, "owner_id": owner_id, **token.params()}
-    if not connection().execute(_DELETE, params).rowcount:
+    if not _DELETE.execute(connection(), params).rowcount:
         _not_found(token)
 
 
 def _returning_one(
-    statement: Update, params: dict[str, Any], token: tokens.TokenCheck
-) -> RowMapping:
-    row = connection().execute(statement, params).mappings().first()
+    statement: Prebuilt, params: dict[str, Any], token: tokens.TokenCheck
+) -> dict[str, Any]:
+    row = statement.execute(connection(), params).first()
     if row is None:
         _not_found(token)
     return row
