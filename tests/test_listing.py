@@ -530,3 +530,19 @@ def test_another_users_listing_is_403(client, make_user, auth_headers, headers):
     assert created.status_code == 201
     for ref in (other.id, other.id.upper(), str(uuid.uuid4())):
         assert_error(client.get(f"/api/{ref}/tasks", headers=headers), 403)
+
+
+def test_a_query_string_answers_the_same_every_time(client, headers, create, listing) -> None:
+    """Parsed query strings are remembered (routes/common.py): a repeat gets
+    the same arguments, an invalid one its 422 every time, and a long one
+    (not remembered) is parsed as usual."""
+    for number in range(3):
+        create(f"task {number}", completed=number == 0)
+    for _ in range(3):
+        assert titles(listing(page_size=2, sort="title")) == ["task 0", "task 1"]
+        assert titles(listing(completed="true")) == ["task 0"]
+        response = client.get("/api/me/tasks?page_size=0", headers=headers)
+        assert_error(response, 422, error_fields={"query": {"page_size"}})
+    long_query = {"page_size": 2, "sort": "title", "unknown": "x" * 400}
+    assert titles(listing(**long_query)) == ["task 0", "task 1"]
+    assert titles(listing(**long_query)) == ["task 0", "task 1"]
