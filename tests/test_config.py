@@ -116,6 +116,7 @@ def test_default_database_is_a_sqlite_file_in_the_instance_folder(clean_env, tmp
         ({"LOG_LEVEL": "loud"}, "LOG_LEVEL"),
         ({"ARGON2_TIME_COST": "0"}, "ARGON2_TIME_COST"),
         ({"ARGON2_MEMORY_COST": "lots"}, "ARGON2_MEMORY_COST"),
+        ({"DATABASE_PREPARED_STATEMENTS": "sometimes"}, "DATABASE_PREPARED_STATEMENTS"),
     ],
     ids=lambda v: "-".join(f"{k}={x}" for k, x in v.items()) if isinstance(v, dict) else None,
 )

@@ -1,18 +1,24 @@
 """Prebuilt statements (prebuilt.py) behave as `Connection.execute` does:
-types converted both ways, SQLAlchemy's exceptions, cursor events."""
+types converted both ways, SQLAlchemy's exceptions, cursor events; on
+PostgreSQL they are prepared once per connection, and survive a pooler that
+loses them."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy.exc
 from flask import Flask
-from sqlalchemy import bindparam, event, insert, select
+from sqlalchemy import Connection, Engine, bindparam, create_engine, event, insert, select
 
 from todo_service.extensions import db
 from todo_service.models import RevokedToken
-from todo_service.prebuilt import Prebuilt
+from todo_service.prebuilt import Prebuilt, prepare_statements, prepares_statements
+
+from .helpers import captured_records
 
 _REVOKE = Prebuilt(insert(RevokedToken).values(jti=bindparam("jti"), expires_at=bindparam("at")))
 _READ = Prebuilt(
@@ -60,9 +66,110 @@ def test_cursor_event_listeners_see_each_statement(app: Flask) -> None:
             event.remove(engine, "before_cursor_execute", before)
             event.remove(engine, "after_cursor_execute", after)
     assert [kind for kind, _ in seen] == ["before", "after"]
-    assert seen[0][1].lstrip().upper().startswith("SELECT")
+    # The SELECT itself, or on PostgreSQL the EXECUTE of its prepared form.
+    assert seen[0][1].split()[0].upper() in {"SELECT", "EXECUTE"}
 
 
 def test_a_missing_parameter_is_an_error_not_a_null(app: Flask) -> None:
     with app.app_context(), db.engine.connect() as conn, pytest.raises(KeyError):
         _READ.execute(conn, {})
+
+
+# ------------------------------------------------- prepared statements (PostgreSQL)
+
+on_postgres = pytest.mark.skipif(
+    "TEST_DATABASE_URL" not in os.environ, reason="PostgreSQL only (set TEST_DATABASE_URL)"
+)
+# Through a pooler in transaction mode (scripts/pgbouncer-test.sh sets the
+# direct URL) each statement may land on another server connection.
+on_postgres_direct = pytest.mark.skipif(
+    "TEST_DATABASE_URL" not in os.environ or "TEST_DATABASE_DIRECT_URL" in os.environ,
+    reason="PostgreSQL without a pooler only",
+)
+
+
+def _prepared_names(conn: Connection) -> set[str]:
+    rows = conn.exec_driver_sql("SELECT name FROM pg_prepared_statements").all()
+    return {name for (name,) in rows}
+
+
+@pytest.fixture
+def preparing_engine(app: Flask) -> Iterator[Engine]:
+    """The app's engine with prepared statements on, as on a direct
+    PostgreSQL connection; the setting is put back after the test."""
+    with app.app_context():
+        engine = db.engine
+    was_on = prepares_statements(engine)
+    prepare_statements(engine, "true")
+    engine.dispose()  # fresh connections: nothing prepared yet
+    try:
+        yield engine
+    finally:
+        prepare_statements(engine, "true" if was_on else "false")
+
+
+@on_postgres_direct
+def test_a_statement_is_prepared_once_per_connection(preparing_engine: Engine) -> None:
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        seen.append(statement)
+
+    with preparing_engine.connect() as conn:
+        _REVOKE.execute(conn, {"jti": "p", "at": _WHEN})
+        before = _prepared_names(conn)
+        event.listen(preparing_engine, "before_cursor_execute", record)
+        try:
+            for _ in range(3):
+                assert _READ.execute(conn, {"jti": "p"}).rows == [{"jti": "p", "expires_at": _WHEN}]
+        finally:
+            event.remove(preparing_engine, "before_cursor_execute", record)
+        added = _prepared_names(conn) - before
+    assert len(added) == 1 and next(iter(added)).startswith("todo_")
+    assert seen == [seen[0]] * 3 and seen[0].startswith("EXECUTE todo_")
+
+
+@on_postgres
+def test_a_lost_prepared_statement_falls_back_to_plain_sql(preparing_engine: Engine) -> None:
+    """What a pooler in transaction mode does: the next statement lands on a
+    server connection that never saw the PREPARE. The statement still runs,
+    and the engine stops preparing."""
+    with (
+        captured_records("todo_service.prebuilt") as records,
+        preparing_engine.connect() as conn,
+    ):
+        _REVOKE.execute(conn, {"jti": "lost", "at": _WHEN})
+        assert _READ.execute(conn, {"jti": "lost"}).first() is not None
+        conn.exec_driver_sql("DEALLOCATE ALL")
+        assert _READ.execute(conn, {"jti": "lost"}).first() == {"jti": "lost", "expires_at": _WHEN}
+        assert not prepares_statements(preparing_engine)
+        assert _READ.execute(conn, {"jti": "lost"}).first() is not None
+    assert [r.levelname for r in records] == ["WARNING"]
+    assert "DATABASE_PREPARED_STATEMENTS=false" in records[0].getMessage()
+
+
+@on_postgres
+def test_a_statement_already_prepared_elsewhere_is_used(preparing_engine: Engine) -> None:
+    """PREPARE of a name the server connection already has (another client
+    of a pooler prepared it) is not an error."""
+    with preparing_engine.connect() as conn:
+        _READ.execute(conn, {"jti": "x"})
+        conn.connection.info.clear()  # forget: the next call prepares again
+        assert _READ.execute(conn, {"jti": "x"}).first() is None
+        assert prepares_statements(preparing_engine)
+
+
+@pytest.mark.parametrize(
+    ("url", "setting", "expected"),
+    [
+        ("postgresql+psycopg2://u@db.example.com/todo", "auto", True),
+        ("postgresql+psycopg2://u@ep-cool-1234-pooler.eu-central-1.aws.neon.tech/t", "auto", False),
+        ("postgresql+psycopg2://u@ep-cool-1234-pooler.eu-central-1.aws.neon.tech/t", "true", True),
+        ("postgresql+psycopg2://u@db.example.com/todo", "false", False),
+        ("sqlite://", "true", False),
+    ],
+)
+def test_when_statements_are_prepared(url: str, setting: str, expected: bool) -> None:
+    engine = create_engine(url)  # nothing connects
+    prepare_statements(engine, setting)
+    assert prepares_statements(engine) is expected

@@ -24,6 +24,7 @@ from .errors import register_error_handlers
 from .extensions import api, db, jwt, migrate
 from .metrics import init_metrics
 from .observability import RequestLogMiddleware, configure_logging
+from .prebuilt import prepare_statements
 from .rate_limits import init_rate_limits
 from .request_guards import register_request_guards
 
@@ -67,6 +68,7 @@ def create_app(
     db.init_app(app)
     with app.app_context():
         ping_idle_connections(db.engine, app.config["DATABASE_IDLE_PING_SECONDS"])
+        prepare_statements(db.engine, app.config["DATABASE_PREPARED_STATEMENTS"])
     # Batch mode: SQLite can only alter tables by copying them.
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
     jwt.init_app(app)

@@ -172,6 +172,8 @@ class Config:
     LOG_LEVEL = "INFO"
     # Check a pooled connection before use only after it sat idle this long.
     DATABASE_IDLE_PING_SECONDS = 2
+    # Server-side prepared statements on PostgreSQL: auto, true or false (prebuilt.py).
+    DATABASE_PREPARED_STATEMENTS = "auto"
     TESTING = False
 
     # CORS (issue 4): browser origins allowed to call /api/*; none by default.
@@ -225,6 +227,13 @@ class Config:
         values["DATABASE_IDLE_PING_SECONDS"] = _int(
             env, "DATABASE_IDLE_PING_SECONDS", int(cls.DATABASE_IDLE_PING_SECONDS), minimum=0
         )
+        prepared = env.get("DATABASE_PREPARED_STATEMENTS", "").strip().lower()
+        prepared = prepared or cls.DATABASE_PREPARED_STATEMENTS
+        if prepared not in {"auto", "true", "false"}:
+            raise ConfigError(
+                f"DATABASE_PREPARED_STATEMENTS must be auto, true or false, got {prepared!r}"
+            )
+        values["DATABASE_PREPARED_STATEMENTS"] = prepared
         values["ENGINE_SETTINGS"] = {
             key: value for key, value in env.items() if key.startswith("DATABASE_")
         }

@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     String,
     and_,
     bindparam,
@@ -157,15 +158,15 @@ def _page_statement(sort: str, completed: bool, status: bool, search: bool, deep
             select(*columns)
             .where(*conditions)
             .order_by(*order)
-            .limit(bindparam("limit"))
-            .offset(bindparam("offset"))
+            .limit(bindparam("limit", type_=Integer()))
+            .offset(bindparam("offset", type_=Integer()))
         )
     page_ids = (
         select(Task.id)
         .where(*conditions)
         .order_by(*order)
-        .limit(bindparam("limit"))
-        .offset(bindparam("offset"))
+        .limit(bindparam("limit", type_=Integer()))
+        .offset(bindparam("offset", type_=Integer()))
         .scalar_subquery()
     )
     return Prebuilt(select(*columns).where(in_subquery(Task.id, page_ids)).order_by(*order))
