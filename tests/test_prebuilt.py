@@ -12,7 +12,19 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy.exc
 from flask import Flask
-from sqlalchemy import Connection, Engine, bindparam, create_engine, event, insert, select
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Integer,
+    bindparam,
+    column,
+    create_engine,
+    event,
+    insert,
+    literal_column,
+    select,
+    table,
+)
 
 from todo_service.extensions import db
 from todo_service.models import RevokedToken
@@ -157,6 +169,59 @@ def test_a_statement_already_prepared_elsewhere_is_used(preparing_engine: Engine
         conn.connection.info.clear()  # forget: the next call prepares again
         assert _READ.execute(conn, {"jti": "x"}).first() is None
         assert prepares_statements(preparing_engine)
+
+
+@on_postgres_direct
+def test_a_statement_prepared_before_a_column_type_change_still_runs(
+    preparing_engine: Engine,
+) -> None:
+    """After a migration changes a column's type, PostgreSQL refuses the
+    plan prepared before it ("cached plan must not change result type"):
+    the statement runs as plain SQL and is prepared again on the next call."""
+    scratch = table("prebuilt_scratch", column("v", Integer))
+    read = Prebuilt(select(scratch.c.v).where(scratch.c.v == bindparam("v", type_=Integer)))
+    with preparing_engine.connect() as conn:
+        conn.exec_driver_sql("DROP TABLE IF EXISTS prebuilt_scratch")
+        conn.exec_driver_sql("CREATE TABLE prebuilt_scratch (v integer)")
+        try:
+            conn.exec_driver_sql("INSERT INTO prebuilt_scratch VALUES (7)")
+            assert read.execute(conn, {"v": 7}).rows == [{"v": 7}]
+            conn.exec_driver_sql("ALTER TABLE prebuilt_scratch ALTER COLUMN v TYPE bigint")
+            assert read.execute(conn, {"v": 7}).rows == [{"v": 7}]
+            assert read.execute(conn, {"v": 7}).rows == [{"v": 7}]
+            assert any(name.startswith("todo_") for name in _prepared_names(conn))
+            assert prepares_statements(preparing_engine)
+        finally:
+            conn.exec_driver_sql("DROP TABLE prebuilt_scratch")
+
+
+@on_postgres
+def test_percent_signs_in_a_prepared_statement_stay_literal(preparing_engine: Engine) -> None:
+    literal = Prebuilt(
+        select(literal_column("'100%(x)s'").label("text")).where(bindparam("n", type_=Integer) == 1)
+    )
+    with preparing_engine.connect() as conn:
+        assert literal.execute(conn, {"n": 1}).rows == [{"text": "100%(x)s"}]
+
+
+@on_postgres
+def test_nothing_is_prepared_inside_a_transaction(preparing_engine: Engine) -> None:
+    """A failed EXECUTE would abort the transaction, so the fallbacks could
+    not run: in a transaction the statement is sent as plain SQL."""
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        seen.append(statement)
+
+    event.listen(preparing_engine, "before_cursor_execute", record)
+    try:
+        with preparing_engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="READ COMMITTED")
+            with conn.begin():
+                _READ.execute(conn, {"jti": "t"})
+    finally:
+        event.remove(preparing_engine, "before_cursor_execute", record)
+    assert seen[-1].split()[0] == "SELECT"
 
 
 @pytest.mark.parametrize(

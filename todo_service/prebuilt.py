@@ -54,10 +54,15 @@ _PREPARING: weakref.WeakSet[Engine] = weakref.WeakSet()
 # Names prepared on a DB-API connection, kept in its pool entry's `info`
 # (which SQLAlchemy empties when the connection is replaced).
 _PREPARED_KEY = "todo_prepared_statements"
-_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+# A pyformat placeholder, or an escaped percent sign: matched in one pass so
+# that "%%(x)s" stays the literal text "%(x)s".
+_PLACEHOLDER_OR_PERCENT = re.compile(r"%%|%\(([^)]+)\)s")
 # PostgreSQL: a prepared statement that does not exist / already exists.
 _NOT_PREPARED = "26000"
 _ALREADY_PREPARED = "42P05"
+# "cached plan must not change result type": a table's columns changed
+# (a migration) after the statement was prepared on this connection.
+_PLAN_CHANGED = "0A000"
 
 
 def prepare_statements(engine: Engine, setting: str) -> None:
@@ -131,9 +136,10 @@ class Prebuilt:
         arguments: Any = (
             tuple(converted[name] for name in compiled.names) if compiled.positional else converted
         )
-        sql = compiled.sql
-        if compiled.prepared is not None and conn.engine in _PREPARING:
-            sql = self._prepared_on(conn, compiled.prepared)
+        prepared = compiled.prepared
+        if prepared is not None and not self._may_prepare(conn):
+            prepared = None
+        sql = compiled.sql if prepared is None else self._prepared_on(conn, prepared)
         cursor = conn.connection.cursor()
         try:
             for listener in conn.dispatch.before_cursor_execute:
@@ -141,11 +147,8 @@ class Prebuilt:
             try:
                 cursor.execute(sql, arguments)
             except conn.dialect.loaded_dbapi.Error as error:
-                if sql == compiled.sql or getattr(error, "pgcode", None) != _NOT_PREPARED:
+                if prepared is None or not _recover(conn, prepared, error):
                     raise
-                # A pooler gave this statement to a server connection that
-                # never saw the PREPARE: stop preparing, run it as plain SQL.
-                _stop_preparing(conn.engine)
                 sql = compiled.sql
                 cursor.execute(sql, arguments)
             for listener in conn.dispatch.after_cursor_execute:
@@ -159,6 +162,15 @@ class Prebuilt:
             # and raises: exactly what `Connection.execute` does on an error.
             conn._handle_dbapi_exception(error, sql, arguments, cursor, None)
         return Outcome(rows, rowcount)
+
+    @staticmethod
+    def _may_prepare(conn: Connection) -> bool:
+        """Prepared on this engine, and the connection is in autocommit (as
+        every request's is): a failed EXECUTE then aborts no transaction, so
+        the statement can run again as plain SQL."""
+        return conn.engine in _PREPARING and bool(
+            getattr(conn.connection.dbapi_connection, "autocommit", False)
+        )
 
     @staticmethod
     def _prepared_on(conn: Connection, prepared: _Prepared) -> str:
@@ -245,22 +257,54 @@ def _prepared_form(compiled: Compiled, dialect: Dialect) -> _Prepared | None:
     numbers: dict[str, int] = {}
 
     def number(match: re.Match[str]) -> str:
+        if match[1] is None:  # "%%": a literal percent sign
+            return "%"
         return f"${numbers.setdefault(match[1], len(numbers) + 1)}"
 
-    body = _PLACEHOLDER.sub(number, compiled.string).replace("%%", "%")
+    body = _PLACEHOLDER_OR_PERCENT.sub(number, compiled.string)
     try:
         types = [dialect.type_compiler_instance.process(binds[name].type) for name in numbers]
     except Exception:  # a parameter without a type: let the server infer them all
         types = []
-    name = "todo_" + hashlib.sha1(body.encode(), usedforsecurity=False).hexdigest()[:20]
     declared = f" ({', '.join(types)})" if types else ""
+    definition = f"{declared} AS {body}"
+    # Named after everything that defines it, parameter types included.
+    name = "todo_" + hashlib.sha1(definition.encode(), usedforsecurity=False).hexdigest()[:20]
     return _Prepared(
         name=name,
-        prepare=f"PREPARE {name}{declared} AS {body}",
+        prepare=f"PREPARE {name}{definition}",
         execute=f"EXECUTE {name} ({', '.join(f'%({n})s' for n in numbers)})"
         if numbers
         else f"EXECUTE {name}",
     )
+
+
+def _recover(conn: Connection, prepared: _Prepared, error: Exception) -> bool:
+    """After an EXECUTE failed: whether the statement can run again as plain
+    SQL, having dealt with the cause."""
+    code = getattr(error, "pgcode", None)
+    if code == _NOT_PREPARED:
+        # A pooler gave this statement to a server connection that never
+        # saw the PREPARE: stop preparing on this engine.
+        _stop_preparing(conn.engine)
+        return True
+    if code == _PLAN_CHANGED:
+        # The table changed under the prepared plan: drop it here; the next
+        # call prepares the statement again against the new columns.
+        _forget(conn, prepared)
+        return True
+    return False
+
+
+def _forget(conn: Connection, prepared: _Prepared) -> None:
+    conn.connection.info.get(_PREPARED_KEY, set()).discard(prepared.name)
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(f"DEALLOCATE {prepared.name}")
+    except conn.dialect.loaded_dbapi.Error:
+        pass  # already gone: nothing to drop
+    finally:
+        cursor.close()
 
 
 def _stop_preparing(engine: Engine) -> None:
