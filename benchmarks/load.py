@@ -47,6 +47,8 @@ DEFAULT_EMAIL, DEFAULT_PASSWORD = "loadtest@example.com", "loadtest-password"
 WRK_SCRIPT = Path(__file__).resolve().parent / "lua" / "scenario.lua"
 SETUP_THREADS = 8  # concurrent requests while seeding and cleaning up
 NET_ERRORS = (OSError, http.client.HTTPException)
+# What sending on a keep-alive connection the server has closed raises.
+CLOSED_WHILE_IDLE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
 MIXED = {"list_first": 50, "get_one": 25, "toggle": 15, "create": 10}  # per cent
 Request = tuple[str, str, bytes | None]
 Result = dict[str, Any]
@@ -61,7 +63,11 @@ class SetupError(Exception):
 
 
 class Client:
-    """One keep-alive connection; after a network error it reconnects on the next request."""
+    """One keep-alive connection. A request that finds the connection closed by
+    the server while it sat idle (gunicorn closes keep-alive connections after a
+    few seconds: between scenarios, the setup connection is idle for the whole
+    run) is sent once more on a new connection; after any other network error
+    the next request reconnects."""
 
     def __init__(self, url: str, token: str = "", timeout: float = 10) -> None:
         parts = urlsplit(url)
@@ -77,13 +83,32 @@ class Client:
             headers["Authorization"] = f"Bearer {self.token}"
         if body is not None:
             headers["Content-Type"] = "application/json"
+        reused = self.conn.sock is not None
         try:
-            self.conn.request(method, self.prefix + path, body, headers)
-            response = self.conn.getresponse()
-            return response.status, response.headers, response.read()
+            return self._exchange(method, path, body, headers)
+        except CLOSED_WHILE_IDLE:
+            self.conn.close()
+            if not reused:
+                raise
         except NET_ERRORS:
             self.conn.close()
             raise
+        # The server closed the idle connection before this request reached
+        # it (no response came back): send it once more on a new connection.
+        # The setup requests are safe to repeat (login, GET, DELETE; a second
+        # register gets its 409).
+        try:
+            return self._exchange(method, path, body, headers)
+        except NET_ERRORS:
+            self.conn.close()
+            raise
+
+    def _exchange(
+        self, method: str, path: str, body: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, Any, bytes]:
+        self.conn.request(method, self.prefix + path, body, headers)
+        response = self.conn.getresponse()
+        return response.status, response.headers, response.read()
 
     def call(
         self, method: str, path: str, payload: Any = None, ok: tuple[int, ...] = (200,)
