@@ -84,24 +84,18 @@ class Client:
         if body is not None:
             headers["Content-Type"] = "application/json"
         reused = self.conn.sock is not None
-        try:
-            return self._exchange(method, path, body, headers)
-        except CLOSED_WHILE_IDLE:
-            self.conn.close()
-            if not reused:
-                raise
-        except NET_ERRORS:
-            self.conn.close()
-            raise
-        # The server closed the idle connection before this request reached
-        # it (no response came back): send it once more on a new connection.
-        # The setup requests are safe to repeat (login, GET, DELETE; a second
-        # register gets its 409).
-        try:
-            return self._exchange(method, path, body, headers)
-        except NET_ERRORS:
-            self.conn.close()
-            raise
+        for attempt in (1, 2):
+            try:
+                return self._exchange(method, path, body, headers)
+            except NET_ERRORS as exc:
+                self.conn.close()
+                # Once more only if the server had closed the idle connection
+                # before this request reached it (no response came back). The
+                # setup requests are safe to repeat (login, GET, DELETE; a
+                # second register gets its 409).
+                if attempt == 2 or not reused or not isinstance(exc, CLOSED_WHILE_IDLE):
+                    raise
+        raise AssertionError("unreachable")
 
     def _exchange(
         self, method: str, path: str, body: bytes | None, headers: dict[str, str]
