@@ -33,6 +33,7 @@ from todo_service import create_app
 from todo_service.config import TestConfig, normalize_database_url
 from todo_service.extensions import db
 
+from .contract import ContractCheckingClient
 from .helpers import TestUser
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +44,15 @@ DEFAULT_PASSWORD = "correct horse battery staple"
 def _direct_url() -> str | None:
     url = os.environ.get("TEST_DATABASE_DIRECT_URL", "").strip()
     return normalize_database_url(url) if url else None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _responses_checked_against_document() -> Iterator[None]:
+    """Every response any test gets through a Flask test client, of any app,
+    is checked against the OpenAPI document that app serves (contract.py)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Flask, "test_client_class", ContractCheckingClient)
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -465,7 +465,14 @@ def test_non_uuid_ids_in_paths_are_404(client, world, bad, which):
         ids = {"user": "me", "task": world.task, which: bad}
         url = template.format(**ids)
         for headers in ({"Authorization": f"Bearer {world.access}"}, {}):
-            response = client.open(url, method=method, json={"title": "x"}, headers=headers)
+            response = client.open(
+                url,
+                method=method,
+                json={"title": "x"},
+                headers=headers,
+                # A `..` segment leaves the documented paths: clients normalise it away.
+                off_document="a `..` path segment" if bad == ".." else None,
+            )
             if response.status_code != 404 or check(response):
                 failures.append(f"{method} {url[:60]}: {response.status_code}")
     assert not failures, failures

@@ -8,4 +8,4 @@ def test_register_login_and_create(client, user, headers):
 
 
 def test_unknown_route_is_json_404(client):
-    assert_error(client.get("/nope"), 404)
+    assert_error(client.get("/nope", off_document="an unknown route"), 404)

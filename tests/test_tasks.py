@@ -329,6 +329,8 @@ NOT_UUIDS = [
     "%00",
     "..",
 ]
+# A `..` segment leaves the documented paths: clients normalise it away.
+_DOT_DOT = "a `..` path segment"
 
 
 @pytest.mark.parametrize(("method", "suffix"), ROUTES)
@@ -336,7 +338,13 @@ NOT_UUIDS = [
 def test_user_id_that_is_not_a_uuid_is_404(client, headers, create, method, suffix, bad):
     task = create()
     url = f"/api/{bad}/tasks" + suffix.format(task=task["id"])
-    response = client.open(url, method=method, json=SAFE_BODIES.get(method), headers=headers)
+    response = client.open(
+        url,
+        method=method,
+        json=SAFE_BODIES.get(method),
+        headers=headers,
+        off_document=_DOT_DOT if bad == ".." else None,
+    )
     assert_error(response, 404)
 
 
@@ -345,7 +353,13 @@ def test_user_id_that_is_not_a_uuid_is_404(client, headers, create, method, suff
 def test_task_id_that_is_not_a_uuid_is_404(client, headers, create, method, suffix, bad):
     create()
     url = "/api/me/tasks" + suffix.format(task=bad)
-    response = client.open(url, method=method, json=SAFE_BODIES.get(method), headers=headers)
+    response = client.open(
+        url,
+        method=method,
+        json=SAFE_BODIES.get(method),
+        headers=headers,
+        off_document=_DOT_DOT if bad == ".." else None,
+    )
     assert_error(response, 404)
     assert count_tasks(client, headers) == 1
 

@@ -21,9 +21,10 @@ from .connections import register_connection_teardown
 from .cors import init_cors
 from .database import ping_idle_connections
 from .errors import register_error_handlers
-from .extensions import api, db, jwt, migrate
+from .extensions import db, jwt, migrate
 from .metrics import init_metrics
 from .observability import RequestLogMiddleware, configure_logging
+from .openapi import api
 from .prebuilt import prepare_statements
 from .rate_limits import init_rate_limits
 from .request_guards import register_request_guards

@@ -145,6 +145,8 @@ class Config:
             "`POST /api/auth/login` and send the access token as "
             "`Authorization: Bearer <token>`."
         },
+        # Relative: the document describes the server that serves it.
+        "servers": [{"url": "/", "description": "This service"}],
         "components": {
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}

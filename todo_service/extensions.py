@@ -1,7 +1,6 @@
 """The Flask extensions, created unbound; `create_app` binds them to an app."""
 
 from flask_migrate import Migrate
-from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
@@ -24,5 +23,4 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
-api = Api()
 jwt = CachingJWTManager()

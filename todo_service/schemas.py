@@ -125,12 +125,23 @@ class MePatch(BodySchema):
 RFC3339_UTC = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
+class UtcTimestamp(fields.DateTime):
+    """A UTC timestamp, written as `RFC3339_UTC`; documented as `date-time`.
+
+    The format is applied here rather than passed as `format=`: apispec
+    documents a custom DateTime format as `format: null`, which is not OpenAPI.
+    """
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        return None if value is None else value.strftime(RFC3339_UTC)
+
+
 class UserOut(Schema):
     id = fields.UUID(required=True)
     email = fields.String(required=True)
     name = fields.String(required=True, allow_none=True)
-    created_at = fields.DateTime(required=True, format=RFC3339_UTC)
-    updated_at = fields.DateTime(required=True, format=RFC3339_UTC)
+    created_at = UtcTimestamp(required=True)
+    updated_at = UtcTimestamp(required=True)
 
 
 class TokenPairOut(Schema):
@@ -207,8 +218,8 @@ class TaskOut(Schema):
     description = fields.String(required=True, allow_none=True)
     completed = fields.Boolean(required=True)
     status = fields.String(required=True, metadata={"enum": list(STATUSES)})
-    created_at = fields.DateTime(required=True)
-    updated_at = fields.DateTime(required=True)
+    created_at = UtcTimestamp(required=True)
+    updated_at = UtcTimestamp(required=True)
 
 
 class TaskListArgs(Schema):
@@ -225,11 +236,32 @@ class TaskListArgs(Schema):
 
 
 class ErrorOut(Schema):
-    code = fields.Integer(required=True)
-    status = fields.String(required=True)
-    message = fields.String(required=True)
+    """Every error answer, whatever its status (API.md, Errors)."""
+
+    code = fields.Integer(required=True, metadata={"description": "The HTTP status."})
+    status = fields.String(required=True, metadata={"description": "Its reason phrase."})
+    message = fields.String(required=True, validate=validate.Length(min=1))
     errors = fields.Dict(
         keys=fields.String(),
-        values=fields.Dict(keys=fields.String(), values=fields.List(fields.String())),
+        values=fields.Dict(
+            keys=fields.String(),
+            values=fields.List(fields.String(), validate=validate.Length(min=1)),
+        ),
         metadata={"description": "Field errors by location (json, query, headers)."},
     )
+
+
+class PaginationMetadata(Schema):
+    """The `X-Pagination` header of a list (API.md, Paging)."""
+
+    total = fields.Integer(required=True, metadata={"description": "Tasks matching the filters."})
+    total_pages = fields.Integer(required=True, metadata={"minimum": 1})
+    first_page = fields.Integer(required=True, metadata={"enum": [1]})
+    last_page = fields.Integer(required=True, metadata={"minimum": 1})
+    page = fields.Integer(required=True, metadata={"minimum": 1})
+    previous_page = fields.Integer(metadata={"description": "Only past the first page."})
+    next_page = fields.Integer(metadata={"description": "Only before the last page."})
+
+
+class HealthOut(Schema):
+    status = fields.String(required=True, metadata={"enum": ["ok"]})

@@ -2,7 +2,7 @@
 
 from flask import Flask
 
-from ..extensions import api
+from ..openapi import api
 from . import auth, docs, ops, tasks
 from .converters import register_converters
 

@@ -11,7 +11,7 @@ from flask_jwt_extended import decode_token, get_jwt, jwt_required
 from .. import security
 from ..schemas import LoginIn, LogoutIn, MePatch, RegisterIn, TokenPairOut, UserOut
 from ..services import tokens, users
-from .common import BEARER, ApiBlueprint
+from .common import BEARER, PUBLIC, ApiBlueprint
 
 blp = ApiBlueprint("auth", __name__, url_prefix="/api/auth", description="Accounts and tokens.")
 
@@ -20,7 +20,8 @@ blp = ApiBlueprint("auth", __name__, url_prefix="/api/auth", description="Accoun
 class Register(MethodView):
     @blp.arguments(RegisterIn())
     @blp.response(201, UserOut)
-    @blp.errors(400, 409, 413, 415, 429)
+    @blp.errors(400, 409, 429, 503)
+    @blp.doc(operationId="register", security=PUBLIC)
     def post(self, data: dict[str, Any]) -> Any:
         """Create an account
 
@@ -37,7 +38,8 @@ class Register(MethodView):
 class Login(MethodView):
     @blp.arguments(LoginIn())
     @blp.response(200, TokenPairOut)
-    @blp.errors(400, 401, 413, 415, 429)
+    @blp.errors(400, 401, 429, 503)
+    @blp.doc(operationId="login", security=PUBLIC)
     def post(self, data: dict[str, Any]) -> Any:
         """Log in: get an access and a refresh token
 
@@ -57,8 +59,8 @@ class Refresh(MethodView):
     decorators = [jwt_required(refresh=True)]
 
     @blp.response(200, TokenPairOut)
-    @blp.errors(401)
-    @blp.doc(security=BEARER)
+    @blp.errors(401, 503)
+    @blp.doc(operationId="refreshTokens", security=BEARER)
     def post(self) -> Any:
         """Exchange a refresh token for a new pair
 
@@ -82,8 +84,8 @@ class Logout(MethodView):
 
     @blp.arguments(LogoutIn(), required=False)
     @blp.response(204)
-    @blp.errors(400, 401, 413, 415)
-    @blp.doc(security=BEARER)
+    @blp.errors(400, 401, 503)
+    @blp.doc(operationId="logout", security=BEARER)
     def post(self, data: dict[str, Any]) -> Any:
         """Log out
 
@@ -112,16 +114,16 @@ class Me(MethodView):
     decorators = [jwt_required()]
 
     @blp.response(200, UserOut)
-    @blp.errors(401)
-    @blp.doc(security=BEARER)
+    @blp.errors(401, 503)
+    @blp.doc(operationId="getMe", security=BEARER)
     def get(self) -> Any:
         """Your account"""
         return users.get(security.current_user_id())
 
     @blp.arguments(MePatch())
     @blp.response(200, UserOut)
-    @blp.errors(400, 401, 403, 413, 415)
-    @blp.doc(security=BEARER)
+    @blp.errors(400, 401, 403, 503)
+    @blp.doc(operationId="updateMe", security=BEARER)
     def patch(self, data: dict[str, Any]) -> Any:
         """Change your name or password
 
@@ -137,8 +139,8 @@ class Me(MethodView):
         )
 
     @blp.response(204)
-    @blp.errors(401)
-    @blp.doc(security=BEARER)
+    @blp.errors(401, 503)
+    @blp.doc(operationId="deleteMe", security=BEARER)
     def delete(self) -> Any:
         """Delete your account and all of its tasks"""
         users.delete_account(security.current_user_id())

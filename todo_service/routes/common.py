@@ -19,15 +19,9 @@ from ..schemas import ErrorOut
 
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
-# Headers documented on error responses (OpenAPI header objects).
-ERROR_HEADERS: dict[int, dict[str, Any]] = {
-    429: {
-        "Retry-After": {
-            "description": "Seconds to wait before trying again.",
-            "schema": {"type": "integer", "minimum": 1},
-        }
-    },
-}
+# The public operations say so (an empty requirement), rather than leaving
+# consumers' tools to guess.
+PUBLIC: list[dict[str, list[str]]] = []
 
 
 def parse_json_body(req: Request) -> Any:
@@ -94,15 +88,13 @@ class ApiBlueprint(Blueprint):
     ARGUMENTS_PARSER = ApiParser()
 
     def errors(self, *codes: int) -> Callable[[Any], Any]:
-        """Document the error responses an operation can give."""
+        """Document the error responses an operation can give (their common
+        headers are added for every operation: openapi.py)."""
 
         def decorator(view: Any) -> Any:
             for code in codes:
                 view = self.alt_response(
-                    code,
-                    schema=ErrorOut,
-                    description=HTTP_STATUS_CODES[code],
-                    headers=ERROR_HEADERS.get(code),
+                    code, schema=ErrorOut, description=HTTP_STATUS_CODES[code]
                 )(view)
             return view
 

@@ -8,7 +8,7 @@ import uuid
 from flask import Flask
 from werkzeug.routing import BaseConverter
 
-from ..extensions import api
+from ..openapi import api
 
 _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 

@@ -9,14 +9,16 @@ from sqlalchemy import text
 
 from ..errors import DatabaseUnavailable
 from ..extensions import db
-from .common import ApiBlueprint, json_response
+from ..schemas import HealthOut
+from .common import PUBLIC, ApiBlueprint, json_response
 
 blp = ApiBlueprint("ops", __name__, url_prefix="", description="Operations.")
 
 
 @blp.route("/healthz")
 class Health(MethodView):
-    @blp.response(200, description="The process serves.")
+    @blp.response(200, HealthOut, description="The process serves.")
+    @blp.doc(operationId="checkLiveness", security=PUBLIC)
     def get(self) -> Any:
         """Liveness: the process serves (never touches the database)"""
         return json_response({"status": "ok"})
@@ -24,8 +26,9 @@ class Health(MethodView):
 
 @blp.route("/readyz")
 class Ready(MethodView):
-    @blp.response(200, description="The database answers.")
+    @blp.response(200, HealthOut, description="The database answers.")
     @blp.errors(503)
+    @blp.doc(operationId="checkReadiness", security=PUBLIC)
     def get(self) -> Any:
         """Readiness: the database answers"""
         try:

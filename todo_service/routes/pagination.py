@@ -9,14 +9,13 @@ import orjson
 from flask import request
 from werkzeug.datastructures import MultiDict
 
+from ..openapi import PAGINATION_HEADER
+
 PAGINATION_HEADERS_DOC: dict[str, Any] = {
-    "X-Pagination": {
-        "description": "Paging metadata as JSON: total, total_pages, first_page, "
-        "last_page, page, and previous_page / next_page where there is one.",
-        "schema": {"type": "string"},
-    },
+    "X-Pagination": PAGINATION_HEADER,  # a JSON header component (openapi.py)
     "Link": {
         "description": "RFC 8288 links: first, last, and prev / next where there is one.",
+        "required": True,
         "schema": {"type": "string"},
     },
 }

@@ -28,7 +28,13 @@ from .pagination import PAGINATION_HEADERS_DOC, pagination_headers
 
 blp = ApiBlueprint("tasks", __name__, url_prefix="/api", description="Your tasks.")
 
-_LOCATION_DOC = {"Location": {"description": "URL of the new task.", "schema": {"type": "string"}}}
+_LOCATION_DOC = {
+    "Location": {
+        "description": "URL of the new task.",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+}
 
 
 def _task_url(owner_id: uuid.UUID, task_id: uuid.UUID) -> str:
@@ -41,8 +47,8 @@ class TaskCollection(MethodView):
 
     @blp.arguments(TaskListArgs(), location="query")
     @blp.response(200, TaskOut(many=True), headers=PAGINATION_HEADERS_DOC)
-    @blp.errors(401, 403)
-    @blp.doc(security=BEARER)
+    @blp.errors(401, 403, 404, 503)
+    @blp.doc(operationId="listTasks", security=BEARER)
     def get(self, args: dict[str, Any], user_id: uuid.UUID | str) -> Any:
         """List your tasks, one page
 
@@ -59,8 +65,8 @@ class TaskCollection(MethodView):
 
     @blp.arguments(TaskCreate())
     @blp.response(201, TaskOut, headers=_LOCATION_DOC)
-    @blp.errors(400, 401, 403, 413, 415)
-    @blp.doc(security=BEARER)
+    @blp.errors(400, 401, 403, 404, 503)
+    @blp.doc(operationId="createTask", security=BEARER)
     def post(self, data: dict[str, Any], user_id: uuid.UUID | str) -> Any:
         """Create a task
 
@@ -87,8 +93,8 @@ class TaskItem(MethodView):
     decorators = [jwt_required()]
 
     @blp.response(200, TaskOut)
-    @blp.errors(401, 403, 404)
-    @blp.doc(security=BEARER)
+    @blp.errors(401, 403, 404, 503)
+    @blp.doc(operationId="getTask", security=BEARER)
     def get(self, user_id: uuid.UUID | str, task_id: uuid.UUID) -> Any:
         """Get one task"""
         owner = resolve_owner(user_id)
@@ -98,8 +104,8 @@ class TaskItem(MethodView):
 
     @blp.arguments(TaskReplace())
     @blp.response(200, TaskOut)
-    @blp.errors(400, 401, 403, 404, 413, 415)
-    @blp.doc(security=BEARER)
+    @blp.errors(400, 401, 403, 404, 503)
+    @blp.doc(operationId="replaceTask", security=BEARER)
     def put(self, data: dict[str, Any], user_id: uuid.UUID | str, task_id: uuid.UUID) -> Any:
         """Replace a task
 
@@ -109,10 +115,10 @@ class TaskItem(MethodView):
         row = tasks.update_task(owner_id=owner, task_id=task_id, changes=data, token=token_check())
         return json_response(task_payload(row))
 
-    @blp.arguments(TaskPatch())
+    @blp.arguments(TaskPatch(), required=False)  # no body: nothing changes
     @blp.response(200, TaskOut)
-    @blp.errors(400, 401, 403, 404, 413, 415)
-    @blp.doc(security=BEARER)
+    @blp.errors(400, 401, 403, 404, 503)
+    @blp.doc(operationId="updateTask", security=BEARER)
     def patch(self, data: dict[str, Any], user_id: uuid.UUID | str, task_id: uuid.UUID) -> Any:
         """Change some fields of a task"""
         owner = resolve_owner(user_id)
@@ -120,8 +126,8 @@ class TaskItem(MethodView):
         return json_response(task_payload(row))
 
     @blp.response(204)
-    @blp.errors(401, 403, 404)
-    @blp.doc(security=BEARER)
+    @blp.errors(401, 403, 404, 503)
+    @blp.doc(operationId="deleteTask", security=BEARER)
     def delete(self, user_id: uuid.UUID | str, task_id: uuid.UUID) -> Any:
         """Delete a task"""
         owner = resolve_owner(user_id)
@@ -141,8 +147,8 @@ class TaskCompletion(MethodView):
         }
     )
     @blp.response(200, TaskOut)
-    @blp.errors(400, 401, 403, 404, 413, 415, 422)
-    @blp.doc(security=BEARER)
+    @blp.errors(400, 401, 403, 404, 422, 503)
+    @blp.doc(operationId="setTaskCompletion", security=BEARER)
     def patch(self, user_id: uuid.UUID | str, task_id: uuid.UUID) -> Any:
         """Toggle or set completion
 
