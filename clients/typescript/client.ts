@@ -67,12 +67,16 @@ export function readPagination(headers: Headers): Pagination {
     }
     return value;
   };
+  const firstPage = required("first_page");
+  if (firstPage !== 1) {
+    throw new Error(`X-Pagination first_page is not 1: ${raw}`);
+  }
   const previous = number("previous_page");
   const next = number("next_page");
   return {
     total: required("total"),
     total_pages: required("total_pages"),
-    first_page: required("first_page"),
+    first_page: firstPage,
     last_page: required("last_page"),
     page: required("page"),
     ...(previous === undefined ? {} : { previous_page: previous }),
