@@ -100,6 +100,20 @@ def post_fork(server, worker):  # noqa: ARG001
     forget_inherited_connections()
 
 
+def pre_request(worker, req):  # noqa: ARG001
+    """Let the app end this connection cleanly after its answer, when it
+    leaves a body too large to throw away (todo_service/connection_close.py)."""
+    from todo_service.connection_close import attach_server_request
+
+    attach_server_request(req)
+
+
+def post_request(worker, req, environ, resp):  # noqa: ARG001
+    from todo_service.connection_close import detach_server_request
+
+    detach_server_request()
+
+
 # Metrics (issue 4): every worker writes its numbers to files in
 # PROMETHEUS_MULTIPROC_DIR and /metrics adds them up. prometheus_client reads
 # the variable when it is first imported, so it is set here, in the master,
