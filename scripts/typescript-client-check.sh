@@ -32,48 +32,14 @@ if [ $# -gt 0 ]; then
   exec node build/typescript-client/walkthrough.js "$1"
 fi
 
-WORK=$(mktemp -d)
-SERVER_PID=
-stop_server() {
-  local status=$?
-  if [ -n "$SERVER_PID" ]; then
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
-  if [ "$status" -ne 0 ] && [ -s "$WORK/server.log" ]; then
-    echo "--- last server log lines:" >&2
-    tail -n 30 "$WORK/server.log" >&2
-  fi
-  rm -rf "$WORK"
-}
-trap stop_server EXIT
-
-PORT=$("$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-URL="http://127.0.0.1:$PORT"
-# What the service needs: a database (migrated by the release step) and a
-# signing key; cheap password hashes and no login limits keep the run short.
-export DATABASE_URL="sqlite:///$WORK/todo.sqlite3"
-JWT_SECRET_KEY=$("$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(48))')
-export JWT_SECRET_KEY
+# Cheap password hashes and no login limits keep the run short.
 export ARGON2_TIME_COST=1 ARGON2_MEMORY_COST=1024 RATELIMIT_ENABLED=false
-export AUTO_MIGRATE=0 WEB_CONCURRENCY=2 PORT LOG_LEVEL=WARNING
-unset DATABASE_DIRECT_URL
+export WEB_CONCURRENCY=2 LOG_LEVEL=WARNING
 
-step "live server on $URL (SQLite, gunicorn.conf.py)"
-"$VENV/bin/flask" --app wsgi db upgrade >"$WORK/migrate.log" 2>&1 || {
-  cat "$WORK/migrate.log" >&2
-  exit 1
-}
-# Bound to the loopback only; everything else as gunicorn.conf.py says.
-"$VENV/bin/gunicorn" -c gunicorn.conf.py --bind "127.0.0.1:$PORT" wsgi:app \
-  >"$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 1 100); do
-  curl -fsS -o /dev/null "$URL/healthz" 2>/dev/null && break
-  kill -0 "$SERVER_PID" 2>/dev/null || { echo "gunicorn exited at start-up" >&2; exit 1; }
-  sleep 0.1
-done
-curl -fsS -o /dev/null "$URL/healthz"
+# shellcheck source=scripts/live-server.sh
+source scripts/live-server.sh
+step "live server (SQLite, gunicorn.conf.py)"
+start_live_server sqlite "$VENV/bin/python"
 
-step "walkthrough"
-node build/typescript-client/walkthrough.js "$URL"
+step "walkthrough against $base_url"
+node build/typescript-client/walkthrough.js "$base_url"
