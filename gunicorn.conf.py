@@ -61,7 +61,7 @@ control_socket_disable = True
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "todo_service.observability.JsonFormatter"}},
+    "formatters": {"json": {"()": "todo_service.web.observability.JsonFormatter"}},
     "handlers": {
         "stdout": {
             "class": "logging.StreamHandler",
@@ -103,13 +103,13 @@ def post_fork(server, worker):  # noqa: ARG001
 def pre_request(worker, req):  # noqa: ARG001
     """Let the app end this connection cleanly after its answer, when it
     leaves a body too large to throw away (todo_service/connection_close.py)."""
-    from todo_service.connection_close import attach_server_request
+    from todo_service.web.connection_close import attach_server_request
 
     attach_server_request(req)
 
 
 def post_request(worker, req, environ, resp):  # noqa: ARG001
-    from todo_service.connection_close import detach_server_request
+    from todo_service.web.connection_close import detach_server_request
 
     detach_server_request()
 

@@ -33,7 +33,7 @@ def get_engine():
 
 def render_item(type_, obj, autogen_context):
     """Render the app's column types as plain SQLAlchemy types in revisions."""
-    from todo_service.database import UTCDateTime
+    from todo_service.db.dialects import UTCDateTime
 
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"

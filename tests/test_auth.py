@@ -29,9 +29,9 @@ from sqlalchemy import func, select
 
 from todo_service import create_app
 from todo_service.config import TestConfig
+from todo_service.db.models import Task
 from todo_service.extensions import db
-from todo_service.models import Task
-from todo_service.observability import JsonFormatter
+from todo_service.web.observability import JsonFormatter
 
 from .helpers import TestUser, assert_error
 

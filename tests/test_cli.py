@@ -18,8 +18,8 @@ from sqlalchemy import func, insert, select
 
 from todo_service import create_app, security
 from todo_service.config import TestConfig
+from todo_service.db.models import RevokedToken, Task, User
 from todo_service.extensions import db
-from todo_service.models import RevokedToken, Task, User
 from todo_service.services import seeding
 
 from .conftest import ROOT, TEST_SECRET

@@ -21,8 +21,8 @@ import requests
 from flask import Flask
 from sqlalchemy import func, select
 
+from todo_service.db.models import User
 from todo_service.extensions import db
-from todo_service.models import User
 
 from .helpers import assert_error
 

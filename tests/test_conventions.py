@@ -14,8 +14,8 @@ from sqlalchemy import insert
 
 from todo_service import create_app
 from todo_service.config import TestConfig
+from todo_service.db.models import Task
 from todo_service.extensions import db
-from todo_service.models import Task
 
 from .helpers import assert_error, captured_records
 

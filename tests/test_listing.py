@@ -14,8 +14,8 @@ from requests.utils import parse_header_links
 from sqlalchemy import update
 
 from tests.helpers import TASK_KEYS, assert_error
+from todo_service.db.models import Task
 from todo_service.extensions import db
-from todo_service.models import Task
 
 SORTS = ["created_at", "-created_at", "updated_at", "-updated_at", "title", "-title"]
 

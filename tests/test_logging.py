@@ -17,8 +17,8 @@ import requests
 from flask import Flask
 from sqlalchemy import select
 
+from todo_service.db.models import User
 from todo_service.extensions import db
-from todo_service.models import User
 
 from .conftest import start_gunicorn
 

@@ -18,8 +18,8 @@ from sqlalchemy.exc import IntegrityError
 
 from todo_service import create_app
 from todo_service.config import TestConfig
+from todo_service.db.models import Task, User
 from todo_service.extensions import db
-from todo_service.models import Task, User
 
 CORE_TABLES = {"users", "tasks", "revoked_tokens"}
 LISTING_INDEX = ["user_id", "created_at", "id"]

@@ -19,11 +19,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import URL, make_url
 
-from todo_service import (
-    MIGRATIONS_DIR,
-    models,  # noqa: F401 (the tables, in db.metadata)
-)
+from todo_service import MIGRATIONS_DIR
 from todo_service.config import ConfigError
+from todo_service.db import models  # noqa: F401 (the tables, in db.metadata)
 from todo_service.deploy import auto_migrate_enabled
 from todo_service.extensions import db
 

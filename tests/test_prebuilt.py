@@ -26,9 +26,9 @@ from sqlalchemy import (
     table,
 )
 
+from todo_service.db.models import RevokedToken
+from todo_service.db.prebuilt import Prebuilt, prepare_statements, prepares_statements
 from todo_service.extensions import db
-from todo_service.models import RevokedToken
-from todo_service.prebuilt import Prebuilt, prepare_statements, prepares_statements
 
 from .helpers import captured_records
 
@@ -147,7 +147,7 @@ def test_a_lost_prepared_statement_falls_back_to_plain_sql(preparing_engine: Eng
     server connection that never saw the PREPARE. The statement still runs,
     and the engine stops preparing."""
     with (
-        captured_records("todo_service.prebuilt") as records,
+        captured_records("todo_service.db.prebuilt") as records,
         preparing_engine.connect() as conn,
     ):
         _REVOKE.execute(conn, {"jti": "lost", "at": _WHEN})

@@ -17,17 +17,17 @@ from typing import Any
 from flask import Flask
 
 from .config import Config, engine_options, normalize_database_url
-from .connections import register_connection_teardown
-from .cors import init_cors
-from .database import ping_idle_connections
+from .db.connections import register_connection_teardown
+from .db.dialects import ping_idle_connections
+from .db.prebuilt import prepare_statements
 from .errors import register_error_handlers
 from .extensions import db, jwt, migrate
-from .metrics import init_metrics
-from .observability import RequestLogMiddleware, configure_logging
 from .openapi import api
-from .prebuilt import prepare_statements
-from .rate_limits import init_rate_limits
-from .request_guards import register_request_guards
+from .web.cors import init_cors
+from .web.metrics import init_metrics
+from .web.observability import RequestLogMiddleware, configure_logging
+from .web.rate_limits import init_rate_limits
+from .web.request_guards import register_request_guards
 
 log = logging.getLogger(__name__)
 

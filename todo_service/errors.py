@@ -17,7 +17,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
-from .observability import REQUEST_ID_KEY
+from .web.observability import REQUEST_ID_KEY
 
 log = logging.getLogger(__name__)
 

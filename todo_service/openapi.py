@@ -21,8 +21,8 @@ from apispec import BasePlugin
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 
-from .observability import REQUEST_ID_PATTERN
 from .schemas import ErrorOut, PaginationMetadata
+from .web.observability import REQUEST_ID_PATTERN
 
 # Header components, referenced by name from responses.
 REQUEST_ID_HEADER = "X_REQUEST_ID"

@@ -19,7 +19,7 @@ from marshmallow import (
     validates_schema,
 )
 
-from .models import (
+from .db.models import (
     DESCRIPTION_MAX_LENGTH,
     EMAIL_MAX_LENGTH,
     NAME_MAX_LENGTH,

@@ -19,8 +19,8 @@ from flask_jwt_extended import create_access_token, create_refresh_token, get_jw
 
 from .errors import BEARER_CHALLENGE, SETTLE_TOKEN_CHECK_KEY, Forbidden, error_response
 from .extensions import jwt
-from .observability import USER_ID_KEY
 from .services import tokens
+from .web.observability import USER_ID_KEY
 
 log = logging.getLogger(__name__)
 

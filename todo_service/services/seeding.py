@@ -26,9 +26,9 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, text
 
-from ..database import transaction, utcnow
+from ..db.dialects import transaction, utcnow
+from ..db.models import Task, User
 from ..extensions import db
-from ..models import Task, User
 
 DEMO_PASSWORD = "demo-password"  # noqa: S105 (the published demo login)
 DEMO_DOMAIN = "example.com"  # reserved for examples (RFC 2606): never a real inbox

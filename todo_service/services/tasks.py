@@ -30,8 +30,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from ..connections import connection
-from ..database import (
+from ..db.connections import connection
+from ..db.dialects import (
     code_point_order,
     in_subquery,
     next_timestamp,
@@ -40,9 +40,9 @@ from ..database import (
     utcnow,
     uuid_text,
 )
+from ..db.models import Task, TaskCount
+from ..db.prebuilt import Prebuilt
 from ..errors import TaskNotFound, Unauthorized
-from ..models import Task, TaskCount
-from ..prebuilt import Prebuilt
 from . import tokens
 
 # The representation's columns, in one place (RETURNING and SELECT). Ids and

@@ -12,11 +12,11 @@ from typing import Any, NamedTuple
 from sqlalchemy import ColumnElement, Insert, and_, bindparam, delete, exists, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from ..connections import connection
-from ..database import utcnow
+from ..db.connections import connection
+from ..db.dialects import utcnow
+from ..db.models import RevokedToken, User
 from ..errors import Unauthorized
 from ..extensions import db
-from ..models import RevokedToken, User
 
 
 class TokenState(NamedTuple):

@@ -9,11 +9,11 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..connections import connection
-from ..database import next_timestamp, utcnow
+from ..db.connections import connection
+from ..db.dialects import next_timestamp, utcnow
+from ..db.models import User
 from ..errors import EmailTaken, InvalidCredentials, Unauthorized, WrongPassword
 from ..extensions import db
-from ..models import User
 
 PasswordCheck = Callable[[str, str], bool]
 

@@ -30,7 +30,7 @@ from prometheus_client import multiprocess as prometheus_multiprocess
 from prometheus_client.exposition import choose_encoder
 from sqlalchemy import event
 
-from .extensions import db
+from ..extensions import db
 from .observability import StartResponse, WSGIApp
 
 ROUTE_KEY = "todo.route"

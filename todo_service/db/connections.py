@@ -13,7 +13,7 @@ from __future__ import annotations
 from flask import Flask, g
 from sqlalchemy import Connection
 
-from .extensions import db
+from ..extensions import db
 
 _KEY = "_todo_connection"
 

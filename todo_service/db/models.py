@@ -19,8 +19,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .database import UTCDateTime, utcnow
-from .extensions import db
+from ..extensions import db
+from .dialects import UTCDateTime, utcnow
 
 EMAIL_MAX_LENGTH = 254
 NAME_MAX_LENGTH = 255

@@ -31,8 +31,8 @@ from flask_limiter import Limiter, RateLimitExceeded
 from limits import parse_many
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .config import ConfigError
-from .errors import error_response
+from ..config import ConfigError
+from ..errors import error_response
 
 LIMITER_KEY = "todo_limiter"
 MAX_EMAIL_LENGTH = 254  # API.md; a longer one fails validation before any hash

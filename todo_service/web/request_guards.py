@@ -23,8 +23,8 @@ from typing import Any
 
 from flask import Flask, request
 
+from ..errors import PayloadTooLarge, UnsupportedMediaType
 from .connection_close import close_after_response
-from .errors import PayloadTooLarge, UnsupportedMediaType
 from .observability import StartResponse, WSGIApp
 
 TOO_LARGE_KEY = "todo.body_too_large"
