@@ -110,3 +110,55 @@ def test_an_unauthenticated_request_runs_no_statement(app, client):
         response = client.get("/api/me/tasks")
     assert response.status_code == 401
     assert statements == []
+
+
+@contextmanager
+def counted_checkouts(app: Flask) -> Iterator[list[object]]:
+    """The pooled connections taken while the block runs."""
+    checkouts: list[object] = []
+
+    def record(dbapi_connection, record, proxy):  # type: ignore[no-untyped-def]
+        checkouts.append(dbapi_connection)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "checkout", record)
+    try:
+        yield checkouts
+    finally:
+        event.remove(engine, "checkout", record)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "expected"),
+    [
+        # The token check, then the account.
+        ("get", "/api/auth/me", None, 200, 2),
+        # The token check, the account, the UPDATE (with the token's version).
+        ("patch", "/api/auth/me", {"name": "Renamed"}, 200, 3),
+        # The token check, the DELETE.
+        ("delete", "/api/auth/me", None, 204, 2),
+    ],
+)
+def test_account_operations_run_their_statements_on_one_connection(
+    app, client, headers, method, path, body, status, expected
+):
+    kwargs = {"headers": headers} if body is None else {"headers": headers, "json": body}
+    with counted_checkouts(app) as checkouts, counted_statements(app) as statements:
+        response = getattr(client, method)(path, **kwargs)
+    assert response.status_code == status
+    assert len(statements) == expected, statements
+    assert len(checkouts) == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "suffix", "body"),
+    [("get", "", None), ("patch", "", {"title": "renamed"}), ("delete", "", None)],
+)
+def test_a_task_operation_takes_one_connection(app, client, headers, method, suffix, body):
+    (task_id,) = _create_tasks(client, headers, 1)
+    kwargs = {"headers": headers} if body is None else {"headers": headers, "json": body}
+    with counted_checkouts(app) as checkouts:
+        response = getattr(client, method)(f"/api/me/tasks/{task_id}{suffix}", **kwargs)
+    assert response.status_code in (200, 204)
+    assert len(checkouts) == 1

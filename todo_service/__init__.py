@@ -17,8 +17,7 @@ from typing import Any
 from flask import Flask
 
 from .config import Config, engine_options, normalize_database_url
-from .db.connections import register_connection_teardown
-from .db.dialects import ping_idle_connections
+from .db.connections import ping_idle_connections, register_connection_teardown
 from .db.prebuilt import prepare_statements
 from .errors import register_error_handlers
 from .extensions import db, jwt, migrate

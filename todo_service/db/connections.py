@@ -1,17 +1,29 @@
-"""One autocommit database connection per request, for the hot paths.
+"""How the service reaches its database: two idioms, one per kind of work.
 
-Every statement of the task endpoints and of the token check is a single
-statement that is atomic on its own (an UPDATE ... RETURNING, an INSERT), run
-in autocommit mode (the engine's setting): no BEGIN/ROLLBACK round trips
-around reads, and no ORM session bookkeeping. The connection comes from the
-SQLAlchemy pool and goes back at the end of the request. The ORM session
-(`db.session`) remains for the account endpoints.
+- A request: `connection()`, one autocommit connection for the whole request,
+  taken from the pool on first use and given back at its end. Every statement
+  a request runs (tasks, accounts, the token check) is a single statement
+  that is atomic on its own (an UPDATE ... RETURNING, an INSERT ... SELECT), so
+  there are no BEGIN/COMMIT round trips around it and no ORM session
+  bookkeeping. The hot ones are `Prebuilt` (prebuilt.py).
+- A batch job of several statements (seeding, purging, migrations):
+  `transaction(engine)`, all or nothing.
+
+And the pool's health: `ping_idle_connections` finds dead pooled connections
+before a request does.
 """
 
 from __future__ import annotations
 
+import select
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 from flask import Flask, g
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine, event
+from sqlalchemy.exc import DisconnectionError
 
 from ..extensions import db
 
@@ -34,3 +46,68 @@ def _release(exc: BaseException | None = None) -> None:
 
 def register_connection_teardown(app: Flask) -> None:
     app.teardown_appcontext(_release)
+
+
+def ping_database() -> None:
+    """A trivial query on the request's connection: raises SQLAlchemy's error
+    when the database does not answer (readiness)."""
+    connection().exec_driver_sql("SELECT 1")
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Connection]:
+    """A connection in a real transaction, for the rare multi-statement work
+    (seeding, migrations); the engine itself runs in autocommit (config.py).
+    Committed at the end of the block, rolled back on an exception."""
+    with engine.connect() as conn:
+        level = "READ COMMITTED" if conn.dialect.name == "postgresql" else "SERIALIZABLE"
+        conn = conn.execution_options(isolation_level=level)
+        with conn.begin():
+            yield conn
+
+
+def _hung_up(dbapi_connection: Any) -> bool:
+    """An idle connection has nothing to read: a readable socket means the
+    server closed it (restart, failover, idle timeout), or is saying why it
+    is about to. One `poll()` call, no round trip."""
+    fileno = getattr(dbapi_connection, "fileno", None)
+    if fileno is None:  # sqlite3: no server to hang up
+        return False
+    try:
+        poller = select.poll()
+        poller.register(fileno(), select.POLLIN)
+        return bool(poller.poll(0))
+    except Exception:  # closed already, or no socket: check it the slow way
+        return True
+
+
+def ping_idle_connections(engine: Engine, idle_seconds: float) -> None:
+    """Check a pooled connection before use when it sat idle for a while, or
+    when the server has hung up on it (its socket is readable).
+
+    After a database restart or a serverless suspend, pooled connections are
+    dead; this finds them before a request does (the pool then opens a new
+    one), also when the restart came between two requests a moment apart. A
+    connection in steady use skips the round trip that `pool_pre_ping` would
+    spend on every checkout. A connection that dies while in use still fails
+    that request with a 503, and SQLAlchemy then replaces the whole pool.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _remember_checkin(dbapi_connection: Any, record: Any) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        checked_in_at = record.info.get("checked_in_at")
+        if checked_in_at is None:
+            return
+        if time.monotonic() - checked_in_at < idle_seconds and not _hung_up(dbapi_connection):
+            return
+        try:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("SELECT 1")
+            cursor.close()
+            dbapi_connection.rollback()
+        except Exception as exc:
+            raise DisconnectionError("stale pooled connection") from exc

@@ -7,26 +7,22 @@
   strictly increasing `updated_at` values in commit order (API.md, Tasks).
 - `unicode_lower(expr)`: Unicode lower-casing (SQLite's `lower()` is ASCII only).
 - `code_point_order(expr)`: sort strings by code point whatever the locale.
-- SQLite connections: foreign keys on, WAL and a busy timeout, so that
-  several gunicorn workers writing at once wait for each other instead of
-  failing with "database is locked"; the engine runs in autocommit (every
-  write is one statement), and an explicit transaction takes the write lock
-  at `BEGIN IMMEDIATE`.
+- SQLite connections: foreign keys on and WAL, so that readers never wait
+  for a writer; the engine runs in autocommit (every write is one
+  statement), and an explicit transaction takes the write lock at
+  `BEGIN IMMEDIATE`. Several gunicorn workers writing at once wait for each
+  other (the busy timeout, `connect_args` in `config.engine_options`)
+  instead of failing with "database is locked".
 """
 
 from __future__ import annotations
 
-import select
 import sqlite3
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import DateTime, event
 from sqlalchemy.engine import Connection, Dialect, Engine
-from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
@@ -216,62 +212,3 @@ def _on_begin(connection: Connection) -> None:
         # would otherwise fail at once with SQLITE_BUSY when another worker
         # committed in between, whatever the busy timeout.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-def _hung_up(dbapi_connection: Any) -> bool:
-    """An idle connection has nothing to read: a readable socket means the
-    server closed it (restart, failover, idle timeout), or is saying why it
-    is about to. One `poll()` call, no round trip."""
-    fileno = getattr(dbapi_connection, "fileno", None)
-    if fileno is None:  # sqlite3: no server to hang up
-        return False
-    try:
-        poller = select.poll()
-        poller.register(fileno(), select.POLLIN)
-        return bool(poller.poll(0))
-    except Exception:  # closed already, or no socket: check it the slow way
-        return True
-
-
-def ping_idle_connections(engine: Engine, idle_seconds: float) -> None:
-    """Check a pooled connection before use when it sat idle for a while, or
-    when the server has hung up on it (its socket is readable).
-
-    After a database restart or a serverless suspend, pooled connections are
-    dead; this finds them before a request does (the pool then opens a new
-    one), also when the restart came between two requests a moment apart. A
-    connection in steady use skips the round trip that `pool_pre_ping` would
-    spend on every checkout. A connection that dies while in use still fails
-    that request with a 503, and SQLAlchemy then replaces the whole pool.
-    """
-
-    @event.listens_for(engine, "checkin")
-    def _remember_checkin(dbapi_connection: Any, record: Any) -> None:
-        record.info["checked_in_at"] = time.monotonic()
-
-    @event.listens_for(engine, "checkout")
-    def _ping_if_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
-        checked_in_at = record.info.get("checked_in_at")
-        if checked_in_at is None:
-            return
-        if time.monotonic() - checked_in_at < idle_seconds and not _hung_up(dbapi_connection):
-            return
-        try:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("SELECT 1")
-            cursor.close()
-            dbapi_connection.rollback()
-        except Exception as exc:
-            raise DisconnectionError("stale pooled connection") from exc
-
-
-@contextmanager
-def transaction(engine: Engine) -> Iterator[Connection]:
-    """A connection in a real transaction, for the rare multi-statement work
-    (seeding, migrations); the engine itself runs in autocommit (config.py).
-    Committed at the end of the block, rolled back on an exception."""
-    with engine.connect() as conn:
-        level = "READ COMMITTED" if conn.dialect.name == "postgresql" else "SERIALIZABLE"
-        conn = conn.execution_options(isolation_level=level)
-        with conn.begin():
-            yield conn

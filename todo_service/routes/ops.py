@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
+from ..db.connections import ping_database
 from ..errors import DatabaseUnavailable
-from ..extensions import db
 from ..schemas import HealthOut
 from .common import PUBLIC, ApiBlueprint, json_response
 
@@ -32,8 +32,7 @@ class Ready(MethodView):
     def get(self) -> Any:
         """Readiness: the database answers"""
         try:
-            db.session.execute(text("SELECT 1"))
-        except Exception:
-            db.session.rollback()
+            ping_database()
+        except SQLAlchemyError:
             raise DatabaseUnavailable() from None
         return json_response({"status": "ok"})

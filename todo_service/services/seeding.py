@@ -26,7 +26,8 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, text
 
-from ..db.dialects import transaction, utcnow
+from ..db.connections import transaction
+from ..db.dialects import utcnow
 from ..db.models import Task, User
 from ..extensions import db
 

@@ -16,7 +16,6 @@ from ..db.connections import connection
 from ..db.dialects import utcnow
 from ..db.models import RevokedToken, User
 from ..errors import Unauthorized
-from ..extensions import db
 
 
 class TokenState(NamedTuple):
@@ -95,8 +94,7 @@ def revoke_once(*, jti: str, expires_at: datetime, message: str) -> None:
 
 def purge_expired(*, now: datetime | None = None) -> int:
     """Drop revocation entries of tokens that have expired anyway."""
-    result = db.session.execute(
+    result = connection().execute(
         delete(RevokedToken).where(RevokedToken.expires_at < (now or utcnow()))
     )
-    db.session.commit()
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return int(result.rowcount or 0)

@@ -1,31 +1,66 @@
-"""Accounts: registration, login, profile changes, deletion."""
+"""Accounts: registration, login, profile changes, deletion.
+
+Every statement runs on the request's one connection (`db.connections`), each
+atomic on its own, and every read gives an `Account`.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..db.connections import connection
 from ..db.dialects import next_timestamp, utcnow
 from ..db.models import User
 from ..errors import EmailTaken, InvalidCredentials, Unauthorized, WrongPassword
-from ..extensions import db
 
 PasswordCheck = Callable[[str, str], bool]
 
 
-def register(*, email: str, password_hash: str, name: str | None) -> User:
+@dataclass(frozen=True)
+class Account:
+    """One user's row (what `UserOut` shows of it, and what the services need)."""
+
+    id: uuid.UUID
+    email: str
+    name: str | None
+    password_hash: str
+    token_version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+# In the order of Account's fields.
+_ACCOUNT_COLUMNS = (
+    User.id,
+    User.email,
+    User.name,
+    User.password_hash,
+    User.token_version,
+    User.created_at,
+    User.updated_at,
+)
+
+
+def _one_account(condition: ColumnElement[bool]) -> Account | None:
+    row = connection().execute(select(*_ACCOUNT_COLUMNS).where(condition)).first()
+    return None if row is None else Account(*row)
+
+
+def register(*, email: str, password_hash: str, name: str | None) -> Account:
     """Create an account; `email` comes already trimmed and lower-cased.
 
     Uniqueness is the database's job: two registrations racing for one email
     both get past any check-then-insert, but only one insert succeeds.
     """
     now = utcnow()
-    user = User(
+    account = Account(
         id=uuid.uuid4(),
         email=email,
         name=name,
@@ -34,41 +69,36 @@ def register(*, email: str, password_hash: str, name: str | None) -> User:
         created_at=now,
         updated_at=now,
     )
-    db.session.add(user)
     try:
-        db.session.commit()
+        connection().execute(insert(User).values(vars(account)))
     except IntegrityError:
-        db.session.rollback()
         raise EmailTaken() from None
-    return user
+    return account
 
 
-def find_by_email(email: str) -> User | None:
-    return db.session.execute(select(User).where(User.email == email)).scalar_one_or_none()
+def find_by_email(email: str) -> Account | None:
+    return _one_account(User.email == email)
 
 
-def get(user_id: uuid.UUID) -> User:
-    user = db.session.get(User, user_id)
-    if user is None:  # deleted since the token was checked
+def get(user_id: uuid.UUID) -> Account:
+    account = _one_account(User.id == user_id)
+    if account is None:  # deleted since the token was checked
         raise Unauthorized("User no longer exists.")
-    return user
+    return account
 
 
 def authenticate(
     *, email: str, password: str, check: PasswordCheck, burn: Callable[[str], None]
-) -> User:
-    """The user whose password matches; the same 401 for an unknown email and
-    a wrong password, in about the same time (`burn` checks a dummy hash)."""
-    user = find_by_email(email)
-    if user is None:
+) -> Account:
+    """The account whose password matches; the same 401 for an unknown email
+    and a wrong password, in about the same time (`burn` checks a dummy hash)."""
+    account = find_by_email(email)
+    if account is None:
         burn(password)
         raise InvalidCredentials()
-    if not check(user.password_hash, password):
+    if not check(account.password_hash, password):
         raise InvalidCredentials()
-    return user
-
-
-_USER_COLUMNS = (User.id, User.email, User.name, User.created_at, User.updated_at)
+    return account
 
 
 def update_profile(
@@ -78,7 +108,7 @@ def update_profile(
     changes: dict[str, object],
     check: PasswordCheck,
     hash_password: Callable[[str], str],
-) -> Any:
+) -> Account:
     """Apply `name` and/or a new `password` (which needs the right
     `current_password` and revokes every token issued before it).
 
@@ -87,18 +117,18 @@ def update_profile(
     version moved on and gets 401, as does a change racing the account's
     deletion.
     """
-    user = get(user_id)
+    account = get(user_id)
     values: dict[str, Any] = {}
     if "password" in changes:
         current = changes.get("current_password")
-        if not isinstance(current, str) or not check(user.password_hash, current):
+        if not isinstance(current, str) or not check(account.password_hash, current):
             raise WrongPassword()
         values["password_hash"] = hash_password(str(changes["password"]))
         values["token_version"] = User.token_version + 1
-    if "name" in changes and changes["name"] != user.name:
+    if "name" in changes and changes["name"] != account.name:
         values["name"] = changes["name"]
     if not values:
-        return user
+        return account
     values["updated_at"] = next_timestamp(User.updated_at)
     row = (
         connection()
@@ -106,17 +136,15 @@ def update_profile(
             update(User)
             .where(User.id == user_id, User.token_version == token_version)
             .values(values)
-            .returning(*_USER_COLUMNS)
+            .returning(*_ACCOUNT_COLUMNS)
         )
-        .mappings()
         .first()
     )
     if row is None:
         raise Unauthorized("Token has been revoked.")
-    return row
+    return Account(*row)
 
 
 def delete_account(user_id: uuid.UUID) -> None:
     """Delete the user; the foreign key's ON DELETE CASCADE takes the tasks."""
-    db.session.execute(delete(User).where(User.id == user_id))
-    db.session.commit()
+    connection().execute(delete(User).where(User.id == user_id))
