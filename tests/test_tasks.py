@@ -692,3 +692,40 @@ def test_lone_surrogate_is_a_4xx_not_a_500(client, headers, create, method, payl
     )
     assert_client_error(response, 400, 422)
     assert stored(client, headers, task["id"]) == task
+
+
+# ------------------------------------------------ one representation everywhere
+
+
+def test_a_task_made_at_a_whole_second_reads_the_same_from_every_endpoint(
+    client, headers, monkeypatch
+):
+    """The same instant is the same text on POST, GET, the list and PATCH: a
+    client comparing `updated_at` strings sees no change that did not happen."""
+    whole_second = datetime(2026, 1, 1, tzinfo=UTC)
+    monkeypatch.setattr("todo_service.services.tasks.utcnow", lambda: whole_second)
+    created = client.post("/api/me/tasks", json={"title": "t"}, headers=headers)
+    assert created.status_code == 201
+    assert created.json["created_at"].startswith("2026-01-01T00:00:00")
+    url = f"/api/me/tasks/{created.json['id']}"
+
+    fetched = client.get(url, headers=headers)
+    listed = client.get("/api/me/tasks", headers=headers)
+    unchanged = client.patch(url, json={"title": "t"}, headers=headers)
+    empty_patch = client.patch(url, headers=headers)
+    assert fetched.status_code == listed.status_code == 200
+    assert unchanged.status_code == empty_patch.status_code == 200
+    for answer in (fetched.json, listed.json[0], unchanged.json, empty_patch.json):
+        assert answer == created.json
+
+
+def test_the_schemas_write_exactly_the_writable_fields():
+    """A field in a body schema but not in the task's field list (or the other
+    way round) fails here, not as a 500 at run time."""
+    from todo_service.schemas import TaskCreate, TaskOut, TaskPatch, TaskReplace
+    from todo_service.services.task_fields import STORED_FIELDS, WRITABLE_FIELDS
+
+    for schema in (TaskCreate(), TaskReplace(), TaskPatch()):
+        loaded = set(schema.fields) - {"status"}  # `status` folds into `completed`
+        assert loaded == set(WRITABLE_FIELDS), type(schema).__name__
+    assert set(TaskOut().fields) == {*STORED_FIELDS, "status"} == TASK_KEYS

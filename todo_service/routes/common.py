@@ -119,18 +119,3 @@ def json_response(
 ) -> Response:
     body = orjson.dumps(payload, option=orjson.OPT_UTC_Z)
     return Response(body, status=status, headers=headers, mimetype="application/json")
-
-
-def task_payload(task: Mapping[Any, Any]) -> dict[str, Any]:
-    """The task representation (API.md): exactly these keys, `status` derived."""
-    completed = task["completed"]
-    return {
-        "id": task["id"],
-        "user_id": task["user_id"],
-        "title": task["title"],
-        "description": task["description"],
-        "completed": completed,
-        "status": "completed" if completed else "pending",
-        "created_at": task["created_at"],
-        "updated_at": task["updated_at"],
-    }

@@ -23,7 +23,8 @@ from ..schemas import (
 )
 from ..security import resolve_owner, token_check
 from ..services import tasks
-from .common import BEARER, ApiBlueprint, json_response, load_optional_body, task_payload
+from ..services.task_fields import task_payload
+from .common import BEARER, ApiBlueprint, json_response, load_optional_body
 from .pagination import PAGINATION_HEADERS_DOC, pagination_headers
 
 blp = ApiBlueprint("tasks", __name__, url_prefix="/api", description="Your tasks.")
@@ -73,7 +74,7 @@ class TaskCollection(MethodView):
         Send `completed` or `status` (or both, agreeing).
         """
         owner = resolve_owner(user_id)
-        task = tasks.create_task(owner_id=owner, token=token_check(), **data)
+        task = tasks.create_task(owner_id=owner, fields=data, token=token_check())
         return json_response(task_payload(task), 201, {"Location": _task_url(owner, task["id"])})
 
 

@@ -30,6 +30,7 @@ from ..db.connections import transaction
 from ..db.dialects import utcnow
 from ..db.models import Task, User
 from ..extensions import db
+from .task_fields import STORED_FIELDS
 
 DEMO_PASSWORD = "demo-password"  # noqa: S105 (the published demo login)
 DEMO_DOMAIN = "example.com"  # reserved for examples (RFC 2606): never a real inbox
@@ -47,8 +48,9 @@ _SQLITE_BATCH = 5000  # rows per executemany
 _COPY_CHUNK = 2000  # rows per piece of the COPY stream
 _ANALYZE_AFTER = 10_000  # fresh planner statistics after a big load (PostgreSQL)
 
-_TASK_COLUMNS = ("id", "user_id", "title", "description", "completed", "created_at", "updated_at")
-_COPY_SQL = f"COPY tasks ({', '.join(_TASK_COLUMNS)}) FROM STDIN WITH (FORMAT csv)"
+# Every stored field of a task (task_fields.py): one the seeder does not fill
+# is written as NULL.
+_COPY_SQL = f"COPY tasks ({', '.join(STORED_FIELDS)}) FROM STDIN WITH (FORMAT csv)"
 
 Progress = Callable[[int], AbstractContextManager[Callable[[int], object]]]
 """Given the number of tasks to write, a context yielding `advance(n)`."""
@@ -272,10 +274,17 @@ def _copy_tasks(
                     updated_at = (
                         created_at if updated == created else _datetime(updated).isoformat()
                     )
-                    lines.append(
-                        f"{task_id:032x},{user},{titles[title]},{descriptions[description]},"
-                        f"{'t' if completed else 'f'},{created_at},{updated_at}\n"
-                    )
+                    row = {
+                        "id": f"{task_id:032x}",
+                        "user_id": user,
+                        "title": titles[title],
+                        "description": descriptions[description],
+                        "completed": "t" if completed else "f",
+                        "created_at": created_at,
+                        "updated_at": updated_at,
+                    }
+                    # An unquoted empty field is NULL.
+                    lines.append(",".join([row.get(name, "") for name in STORED_FIELDS]) + "\n")
                 yield "".join(lines)
                 advance(len(batch))
 

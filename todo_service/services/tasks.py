@@ -10,6 +10,7 @@ time composing or compiling SQL.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NoReturn
@@ -31,33 +32,12 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from ..db.connections import connection
-from ..db.dialects import (
-    code_point_order,
-    in_subquery,
-    next_timestamp,
-    rfc3339_text,
-    unicode_lower,
-    utcnow,
-    uuid_text,
-)
+from ..db.dialects import code_point_order, in_subquery, next_timestamp, unicode_lower, utcnow
 from ..db.models import Task, TaskCount
 from ..db.prebuilt import Prebuilt
 from ..errors import TaskNotFound, Unauthorized
 from . import tokens
-
-# The representation's columns, in one place (RETURNING and SELECT). Ids and
-# timestamps come back as text: they are only ever serialised, so making UUID
-# and datetime objects of them (four per row) would be wasted work.
-TASK_COLUMNS = (
-    uuid_text(Task.id).label("id"),
-    uuid_text(Task.user_id).label("user_id"),
-    Task.title,
-    Task.description,
-    Task.completed,
-    rfc3339_text(Task.created_at).label("created_at"),
-    rfc3339_text(Task.updated_at).label("updated_at"),
-)
-UPDATABLE = ("title", "description", "completed")
+from .task_fields import SELECTED_COLUMNS, STORED_FIELDS, WRITABLE_FIELDS
 
 _SORT_KEYS = {
     "created_at": Task.created_at,
@@ -142,7 +122,7 @@ def _page_statement(sort: str, completed: bool, status: bool, search: bool, deep
     # Ties broken by id in the same direction, so pages never overlap or skip.
     order = (key.desc(), Task.id.desc()) if descending else (key.asc(), Task.id.asc())
     conditions = _conditions(completed=completed, status=status, search=search)
-    columns: list[Any] = list(TASK_COLUMNS)
+    columns: list[Any] = list(SELECTED_COLUMNS)
     if not search:
         # The counts ride along with the page: one round trip instead of two.
         columns += [
@@ -228,60 +208,46 @@ def _total_from_counts(query: ListQuery, counts: Any) -> int:
     return completed if wanted.pop() else total - completed
 
 
-_CREATED_COLUMNS = (
-    "id",
-    "user_id",
-    "title",
-    "description",
-    "completed",
-    "created_at",
-    "updated_at",
-)
+# The task is written and read back in one statement (RETURNING): the answer
+# is the database's text, as every other operation's.
 _CREATE = Prebuilt(
-    insert(Task).from_select(
-        list(_CREATED_COLUMNS),
+    insert(Task)
+    .from_select(
+        list(STORED_FIELDS),
         select(
-            *(
-                bindparam(f"new_{name}", type_=Task.__table__.c[name].type)
-                for name in _CREATED_COLUMNS
-            )
+            *(bindparam(f"new_{name}", type_=Task.__table__.c[name].type) for name in STORED_FIELDS)
         ).where(tokens.still_valid()),
     )
+    .returning(*SELECTED_COLUMNS)
 )
 
 
 def create_task(
-    *,
-    owner_id: uuid.UUID,
-    title: str,
-    description: str | None,
-    completed: bool,
-    token: tokens.TokenCheck,
+    *, owner_id: uuid.UUID, fields: Mapping[str, Any], token: tokens.TokenCheck
 ) -> dict[str, Any]:
+    """Create a task of `fields` (every writable field, as the schema loads them)."""
     now = utcnow()
     values = {
         "id": uuid.uuid4(),
         "user_id": owner_id,
-        "title": title,
-        "description": description,
-        "completed": completed,
+        **{name: fields[name] for name in WRITABLE_FIELDS},
         "created_at": now,
         "updated_at": now,
     }
-    params = {f"new_{name}": value for name, value in values.items()}
+    params = {f"new_{name}": values[name] for name in STORED_FIELDS}
     try:
-        result = _CREATE.execute(connection(), {**params, **token.params()})
+        row = _CREATE.execute(connection(), {**params, **token.params()}).first()
     except IntegrityError:
         # PostgreSQL: the account was deleted after this statement's snapshot
         # saw it; the foreign key refuses the row.
         tokens.ensure_valid(token)
         raise
-    if not result.rowcount:  # the token was no longer good: nothing written
+    if row is None:  # the token was no longer good: nothing written
         raise Unauthorized("Token has been revoked.")
-    return values
+    return row
 
 
-_GET = Prebuilt(select(*TASK_COLUMNS).where(_OWNED_TASK))
+_GET = Prebuilt(select(*SELECTED_COLUMNS).where(_OWNED_TASK))
 
 
 def get_task(
@@ -307,7 +273,7 @@ def _update_statement(fields: tuple[str, ...]) -> Prebuilt:
     new_values["updated_at"] = case(
         (really_changed, next_timestamp(Task.updated_at)), else_=Task.updated_at
     )
-    return Prebuilt(update(Task).where(_OWNED_TASK).values(new_values).returning(*TASK_COLUMNS))
+    return Prebuilt(update(Task).where(_OWNED_TASK).values(new_values).returning(*SELECTED_COLUMNS))
 
 
 def update_task(
@@ -317,8 +283,8 @@ def update_task(
     changes: dict[str, Any],
     token: tokens.TokenCheck,
 ) -> dict[str, Any]:
-    """Apply `changes` (any of title, description, completed)."""
-    fields = tuple(name for name in UPDATABLE if name in changes)
+    """Apply `changes` (any of the writable fields)."""
+    fields = tuple(name for name in WRITABLE_FIELDS if name in changes)
     if not fields:
         return get_task(owner_id=owner_id, task_id=task_id, token=token)
     params = {"task_id": task_id, "owner_id": owner_id, **token.params()}
@@ -331,7 +297,7 @@ _TOGGLE = Prebuilt(
     update(Task)
     .where(_OWNED_TASK)
     .values(completed=~Task.completed, updated_at=next_timestamp(Task.updated_at))
-    .returning(*TASK_COLUMNS)
+    .returning(*SELECTED_COLUMNS)
 )
 
 

@@ -1,0 +1,64 @@
+"""The task's fields, in one place.
+
+`TASK_FIELDS` lists what a task stores, in the order of its representation
+(API.md, Tasks). Everything else is made from it: the columns that SELECT
+and RETURNING read (`SELECTED_COLUMNS`), the fields a client may write
+(`WRITABLE_FIELDS`: create, replace and patch), the INSERT's columns, the
+JSON payload (`task_payload`) and the columns `flask seed` fills. A new
+column takes the model, a migration, the schemas and one line here.
+
+Every statement returns a task as the database's text (ids and timestamps
+formatted by the database, see `db.dialects`), so every endpoint answers
+the same text for the same instant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Uuid
+
+from ..db.dialects import UTCDateTime, rfc3339_text, uuid_text
+from ..db.models import Task
+
+
+@dataclass(frozen=True)
+class TaskField:
+    name: str
+    writable: bool = False  # set by the client; otherwise by the service
+
+    def selected(self) -> ColumnElement[Any]:
+        """How statements read the field. Ids and timestamps come back as
+        text: they are only ever serialised, and making UUID and datetime
+        objects of them (four per row) would be wasted work."""
+        column = Task.__table__.c[self.name]
+        if isinstance(column.type, Uuid):
+            return uuid_text(column).label(self.name)
+        if isinstance(column.type, UTCDateTime):
+            return rfc3339_text(column).label(self.name)
+        return column.label(self.name)
+
+
+TASK_FIELDS = (
+    TaskField("id"),
+    TaskField("user_id"),
+    TaskField("title", writable=True),
+    TaskField("description", writable=True),
+    TaskField("completed", writable=True),
+    TaskField("created_at"),
+    TaskField("updated_at"),
+)
+
+STORED_FIELDS = tuple(field.name for field in TASK_FIELDS)
+WRITABLE_FIELDS = tuple(field.name for field in TASK_FIELDS if field.writable)
+SELECTED_COLUMNS = tuple(field.selected() for field in TASK_FIELDS)
+
+
+def task_payload(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The task representation (API.md): the stored fields, and `status`,
+    another view of `completed`."""
+    payload = {name: row[name] for name in STORED_FIELDS}
+    payload["status"] = "completed" if row["completed"] else "pending"
+    return payload
