@@ -117,3 +117,48 @@ def test_a_good_token_still_gets_the_other_errors(client, make_user, headers):
     )
     response = client.get("/api/me/tasks?page=5", headers=headers)
     assert response.status_code == 200 and response.json == []
+
+
+# ------------------------------------- the decorator itself, on views of its own
+
+
+@pytest.fixture
+def probe_client(app, database_url):
+    """An app with two views marked `checked_in_statement` that never hand
+    their check to a statement: one answers 200, one refuses with a 403."""
+    from flask import Blueprint, jsonify
+    from flask_jwt_extended import jwt_required
+
+    from todo_service import create_app
+    from todo_service.config import TestConfig
+    from todo_service.errors import Forbidden
+    from todo_service.security import checked_in_statement
+
+    probe = create_app(TestConfig, {"SQLALCHEMY_DATABASE_URI": database_url})
+    blueprint = Blueprint("probe", __name__)
+
+    @blueprint.get("/probe/ok")
+    @checked_in_statement
+    @jwt_required()
+    def answers_without_a_statement():
+        return jsonify(ok=True)
+
+    @blueprint.get("/probe/forbidden")
+    @checked_in_statement
+    @jwt_required()
+    def refuses_before_any_statement():
+        raise Forbidden()
+
+    probe.register_blueprint(blueprint)
+    return probe.test_client()
+
+
+@pytest.mark.parametrize(("path", "good_status"), [("/probe/ok", 200), ("/probe/forbidden", 403)])
+def test_a_check_no_statement_took_is_done_on_the_way_out(
+    probe_client, client, headers, path, good_status
+):
+    outside = "a view of the test's own"
+    assert probe_client.get(path, headers=headers, off_document=outside).status_code == good_status
+    _revoked_by_logout(client, headers)
+    response = probe_client.get(path, headers=headers, off_document=outside)
+    assert_error(response, 401)

@@ -86,7 +86,6 @@ def create_app(
     init_cors(app)
     init_rate_limits(app)  # after the routes and the 413/415 guards
     init_metrics(app)
-    security.register_token_safety_net(app)
     app.wsgi_app = RequestLogMiddleware(app.wsgi_app)  # type: ignore[method-assign]
     return app
 

@@ -11,20 +11,17 @@ import logging
 from typing import Any
 
 import orjson
-from flask import Flask, Response, current_app, has_request_context, request
+from flask import Flask, Response, has_request_context, request
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
-from .web.observability import REQUEST_ID_KEY
+from . import request_keys
 
 log = logging.getLogger(__name__)
 
 BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
-# app.extensions key of security.settle_token_check: a deferred token check
-# is settled before any error answer (a revoked token's 401 comes first).
-SETTLE_TOKEN_CHECK_KEY = "todo.settle_token_check"  # noqa: S105 (not a secret)
 
 # Messages for errors that Werkzeug raises with a long generic description.
 _DEFAULT_MESSAGES = {
@@ -163,23 +160,8 @@ def _field_errors(messages: Any) -> dict[str, Any] | None:
 _DATABASE_ERRORS = (OperationalError, InterfaceError, DisconnectionError, PoolTimeoutError)
 
 
-def _refused_token() -> Response | None:
-    """The 401 of a deferred token check that fails, settled now (before any
-    other error answer); the 503 if the database cannot say."""
-    settle = current_app.extensions.get(SETTLE_TOKEN_CHECK_KEY)
-    if settle is None:
-        return None
-    try:
-        refused: Response | None = settle()
-    except _DATABASE_ERRORS as exc:
-        return _handle_database_unavailable(exc)
-    return refused
-
-
 def _handle_http_exception(exc: HTTPException) -> Response:
     code = exc.code or 500
-    if 400 <= code < 500 and code != 401 and (refused := _refused_token()) is not None:
-        return refused
     data = getattr(exc, "data", None) or {}
     errors = _field_errors(data.get("messages"))
     if code == 422 and errors is None:
@@ -198,8 +180,6 @@ def _handle_http_exception(exc: HTTPException) -> Response:
 
 
 def _handle_api_error(exc: ApiError) -> Response:
-    if 400 <= exc.code < 500 and exc.code != 401 and (refused := _refused_token()) is not None:
-        return refused
     return error_response(exc.code, exc.message, exc.errors, exc.headers)
 
 
@@ -216,7 +196,7 @@ def _handle_unexpected(exc: Exception) -> Response:
 
 
 def _request_id() -> str | None:
-    return request.environ.get(REQUEST_ID_KEY) if has_request_context() else None
+    return request.environ.get(request_keys.REQUEST_ID) if has_request_context() else None
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -7,8 +7,10 @@ of them here give the contract's 401 (API.md, Authentication).
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,11 +18,12 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import Flask, Response, current_app, g, request
 from flask_jwt_extended import create_access_token, create_refresh_token, get_jwt
+from werkzeug.exceptions import HTTPException
 
-from .errors import BEARER_CHALLENGE, SETTLE_TOKEN_CHECK_KEY, Forbidden, error_response
+from . import request_keys
+from .errors import BEARER_CHALLENGE, ApiError, Forbidden, error_response
 from .extensions import jwt
 from .services import tokens
-from .web.observability import USER_ID_KEY
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +66,13 @@ def issue_token_pair(user_id: uuid.UUID, token_version: int) -> dict[str, Any]:
 
 
 def current_user_id() -> uuid.UUID:
-    """The authenticated caller; set by the revocation check of this request."""
-    user_id: uuid.UUID = g.current_user_id
+    """The authenticated caller; set when the request's token was accepted."""
+    user_id: uuid.UUID = g.get(request_keys.CALLER_ID)
     return user_id
 
 
 def current_token_version() -> int:
-    version: int = g.current_token_version
+    version: int = g.get(request_keys.CALLER_TOKEN_VERSION)
     return version
 
 
@@ -86,95 +89,94 @@ def token_expiry(claims: dict[str, Any]) -> datetime:
     return datetime.fromtimestamp(claims["exp"], UTC)
 
 
-def _has_issued_claims(claims: dict[str, Any]) -> bool:
-    """Every token this service issues has these; flask-jwt-extended fills in
-    a missing `jti` with None, the views need `exp`, and a revoked `jti` must
-    fit its column (else a 500)."""
-    exp = claims.get("exp")
-    jti = claims.get("jti")
-    return (
+def _token_check_from(claims: dict[str, Any]) -> tokens.TokenCheck | None:
+    """The database check a signed token still needs, or None when its claims
+    are not those of a token this service issues: flask-jwt-extended fills
+    in a missing `jti` with None, the views need `exp`, and a revoked `jti`
+    must fit its column (else a 500)."""
+    exp, jti, version = claims.get("exp"), claims.get("jti"), claims.get("ver")
+    if not (
         isinstance(jti, str)
         and len(jti) <= 36
         and isinstance(exp, int | float)
         and not isinstance(exp, bool)
         and claims.get("type") in {"access", "refresh"}
-    )
-
-
-# Blueprints whose views check the token's revocation inside their own SQL
-# statement (services/tasks.py), saving a round trip on the hot paths.
-DEFERRED_CHECK_BLUEPRINTS = frozenset({"tasks"})
-_CHECK_KEY = "_todo_token_check"  # the TokenCheck of this request, on `g`
-_SETTLED_KEY = "_todo_token_settled"
-
-
-def _is_token_revoked(jwt_header: dict[str, Any], claims: dict[str, Any]) -> bool:
-    """One query answers: does the user still exist, is the token's version
-    current (no password change since), and is its id not revoked. For the
-    task endpoints that query is deferred into the endpoint's own statement
-    (see `token_check`); whatever ends such a request first, the check is
-    settled before any other answer goes out (`settle_token_check`)."""
-    if not _has_issued_claims(claims):
-        return True
-    version = claims.get("ver")
-    if not isinstance(version, int) or isinstance(version, bool):
-        return True
+        and isinstance(version, int)
+        and not isinstance(version, bool)
+    ):
+        return None
     try:
-        check = tokens.TokenCheck(uuid.UUID(claims["sub"]), claims["jti"], version)
+        return tokens.TokenCheck(uuid.UUID(claims["sub"]), jti, version)
     except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _is_token_refused(jwt_header: dict[str, Any], claims: dict[str, Any]) -> bool:
+    """flask-jwt-extended's blocklist loader: whether a signed, unexpired
+    token is refused (401). One query answers whether its user still exists,
+    its version is current (no password change since) and its id is not
+    revoked; in a view marked `@checked_in_statement` that query is left to
+    the view's own statement."""
+    check = _token_check_from(claims)
+    if check is None:
         return True
-    setattr(g, _CHECK_KEY, check)
-    if request.blueprint in DEFERRED_CHECK_BLUEPRINTS:
-        setattr(g, _SETTLED_KEY, False)
+    if g.get(request_keys.TOKEN_CHECK_DEFERRED):
+        setattr(g, request_keys.TOKEN_CHECK, check)
+        setattr(g, request_keys.TOKEN_CHECK_OPEN, True)
     elif not tokens.is_valid(check):
         return True
-    else:
-        setattr(g, _SETTLED_KEY, True)
-    g.current_user_id = check.user_id
-    g.current_token_version = check.version
-    request.environ[USER_ID_KEY] = check.user_id
+    setattr(g, request_keys.CALLER_ID, check.user_id)
+    setattr(g, request_keys.CALLER_TOKEN_VERSION, check.version)
+    request.environ[request_keys.USER_ID] = check.user_id
     return False
 
 
-def token_check() -> tokens.TokenCheck:
-    """The request's token, for a service that verifies it inside its own
-    statement (`tokens.still_valid()`); from here on that is the service's job."""
-    check: tokens.TokenCheck = getattr(g, _CHECK_KEY)
-    setattr(g, _SETTLED_KEY, True)
+def checked_in_statement(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Marks a view (put it outside `jwt_required()`) whose statements check
+    the token's revocation themselves (`tokens.still_valid()` in their
+    WHERE): one round trip answers both "is the token still good" and the
+    request. The view hands the check to its statement with `defer_token_check()`.
+
+    On every other outcome the check is done here, so that a token no longer
+    good gets its 401 before any other answer (API.md: authentication comes
+    before the body, 403 and 404): when the view fails with a client error
+    before its statement ran (400, 403, 404, 422), and when it returns
+    without having handed the check over. Its own 401s, server errors and
+    database errors (503) pass unchanged.
+    """
+
+    @functools.wraps(view)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        setattr(g, request_keys.TOKEN_CHECK_DEFERRED, True)
+        try:
+            answer = view(*args, **kwargs)
+        except (ApiError, HTTPException) as exc:
+            status = exc.code or 500
+            if 400 <= status < 500 and status != 401:
+                _check_open_token_check()
+            raise
+        _check_open_token_check()
+        return answer
+
+    return checked
+
+
+def defer_token_check() -> tokens.TokenCheck:
+    """The request's token check, for a statement that verifies it itself;
+    from here on that is the service's job (a statement that finds nothing
+    tells a refused token from a missing row: `tokens.ensure_valid`)."""
+    check: tokens.TokenCheck = g.get(request_keys.TOKEN_CHECK)
+    setattr(g, request_keys.TOKEN_CHECK_OPEN, False)
     return check
 
 
-def settle_token_check() -> Response | None:
-    """Before any answer other than the one the statement gave: a deferred
-    check still open is done now, and a token no longer good gets its 401
-    (API.md: authentication comes before the body, 403 and 404)."""
-    if g.get(_SETTLED_KEY, True):
-        return None
-    setattr(g, _SETTLED_KEY, True)
-    if tokens.is_valid(getattr(g, _CHECK_KEY)):
-        return None
-    return _unauthorized("Token has been revoked.")
-
-
-def _settle_before_success(response: Response) -> Response:
-    """Safety net: a view of a deferred blueprint that did not hand its token
-    check to a statement still gets it checked before its answer goes out."""
-    if response.status_code < 400 and not g.get(_SETTLED_KEY, True):
-        log.error("deferred token check was not settled by %s", request.endpoint)
-        try:
-            refused = settle_token_check()
-        except Exception:  # the database cannot say: refuse rather than answer
-            log.warning("database unavailable while settling a token check")
-            return error_response(503, "Database unavailable.")
-        if refused is not None:
-            return refused
-    return response
-
-
-def register_token_safety_net(app: Flask) -> None:
-    """Call last: Flask runs after_request hooks in reverse order, so this one
-    runs first and the others (CORS, metrics) see its answer."""
-    app.after_request(_settle_before_success)
+def _check_open_token_check() -> None:
+    """Check a deferred token check that no statement took: the 401 when the
+    token is no longer good."""
+    if not g.get(request_keys.TOKEN_CHECK_OPEN):
+        return
+    setattr(g, request_keys.TOKEN_CHECK_OPEN, False)
+    tokens.ensure_valid(g.get(request_keys.TOKEN_CHECK))
 
 
 def _unauthorized(message: str) -> Response:
@@ -182,8 +184,7 @@ def _unauthorized(message: str) -> Response:
 
 
 def register_jwt_callbacks(app: Flask) -> None:
-    jwt.token_in_blocklist_loader(_is_token_revoked)
-    app.extensions[SETTLE_TOKEN_CHECK_KEY] = settle_token_check
+    jwt.token_in_blocklist_loader(_is_token_refused)
     jwt.unauthorized_loader(lambda reason: _unauthorized("Missing bearer token."))
     jwt.invalid_token_loader(lambda reason: _unauthorized("Invalid token."))
     jwt.expired_token_loader(lambda header, claims: _unauthorized("Token has expired."))

@@ -25,21 +25,20 @@ from flask import Flask, g
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.exc import DisconnectionError
 
+from .. import request_keys
 from ..extensions import db
-
-_KEY = "_todo_connection"
 
 
 def connection() -> Connection:
-    conn: Connection | None = g.get(_KEY)
+    conn: Connection | None = g.get(request_keys.CONNECTION)
     if conn is None:
         conn = db.engine.connect()  # autocommit: the engine's setting (config.py)
-        setattr(g, _KEY, conn)
+        setattr(g, request_keys.CONNECTION, conn)
     return conn
 
 
 def _release(exc: BaseException | None = None) -> None:
-    conn: Connection | None = g.pop(_KEY, None)
+    conn: Connection | None = g.pop(request_keys.CONNECTION, None)
     if conn is not None:
         conn.close()
 

@@ -53,7 +53,7 @@ Processor = Callable[[Any], Any]
 _PREPARING: weakref.WeakSet[Engine] = weakref.WeakSet()
 # Names prepared on a DB-API connection, kept in its pool entry's `info`
 # (which SQLAlchemy empties when the connection is replaced).
-_PREPARED_KEY = "todo_prepared_statements"
+_PREPARED_KEY = "todo.prepared_statements"
 # A pyformat placeholder, or an escaped percent sign: matched in one pass so
 # that "%%(x)s" stays the literal text "%(x)s".
 _PLACEHOLDER_OR_PERCENT = re.compile(r"%%|%\(([^)]+)\)s")

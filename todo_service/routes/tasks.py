@@ -21,7 +21,7 @@ from ..schemas import (
     TaskPatch,
     TaskReplace,
 )
-from ..security import resolve_owner, token_check
+from ..security import checked_in_statement, defer_token_check, resolve_owner
 from ..services import tasks
 from ..services.task_fields import task_payload
 from .common import BEARER, ApiBlueprint, json_response, load_optional_body
@@ -38,14 +38,20 @@ _LOCATION_DOC = {
 }
 
 
+class _TaskView(MethodView):
+    """Every task view: a valid bearer token, whose revocation check rides in
+    the view's own statement (`checked_in_statement`: applied last, so it
+    runs before `jwt_required` and the token's check is left to the view)."""
+
+    decorators = [jwt_required(), checked_in_statement]
+
+
 def _task_url(owner_id: uuid.UUID, task_id: uuid.UUID) -> str:
     return f"/api/{owner_id}/tasks/{task_id}"
 
 
 @blp.route("/<user_ref:user_id>/tasks")
-class TaskCollection(MethodView):
-    decorators = [jwt_required()]
-
+class TaskCollection(_TaskView):
     @blp.arguments(TaskListArgs(), location="query")
     @blp.response(200, TaskOut(many=True), headers=PAGINATION_HEADERS_DOC)
     @blp.errors(401, 403, 404, 503)
@@ -58,7 +64,7 @@ class TaskCollection(MethodView):
         """
         owner = resolve_owner(user_id)
         query = _list_query(args)
-        rows, total = tasks.list_tasks(owner_id=owner, query=query, token=token_check())
+        rows, total = tasks.list_tasks(owner_id=owner, query=query, token=defer_token_check())
         headers = pagination_headers(
             total=total, page=query.page, page_size=query.page_size, args=request.args
         )
@@ -74,7 +80,7 @@ class TaskCollection(MethodView):
         Send `completed` or `status` (or both, agreeing).
         """
         owner = resolve_owner(user_id)
-        task = tasks.create_task(owner_id=owner, fields=data, token=token_check())
+        task = tasks.create_task(owner_id=owner, fields=data, token=defer_token_check())
         return json_response(task_payload(task), 201, {"Location": _task_url(owner, task["id"])})
 
 
@@ -90,9 +96,7 @@ def _list_query(args: dict[str, Any]) -> tasks.ListQuery:
 
 
 @blp.route("/<user_ref:user_id>/tasks/<uuid:task_id>")
-class TaskItem(MethodView):
-    decorators = [jwt_required()]
-
+class TaskItem(_TaskView):
     @blp.response(200, TaskOut)
     @blp.errors(401, 403, 404, 503)
     @blp.doc(operationId="getTask", security=BEARER)
@@ -100,7 +104,7 @@ class TaskItem(MethodView):
         """Get one task"""
         owner = resolve_owner(user_id)
         return json_response(
-            task_payload(tasks.get_task(owner_id=owner, task_id=task_id, token=token_check()))
+            task_payload(tasks.get_task(owner_id=owner, task_id=task_id, token=defer_token_check()))
         )
 
     @blp.arguments(TaskReplace())
@@ -113,7 +117,9 @@ class TaskItem(MethodView):
         A field left out takes its default (`description` null, not completed).
         """
         owner = resolve_owner(user_id)
-        row = tasks.update_task(owner_id=owner, task_id=task_id, changes=data, token=token_check())
+        row = tasks.update_task(
+            owner_id=owner, task_id=task_id, changes=data, token=defer_token_check()
+        )
         return json_response(task_payload(row))
 
     @blp.arguments(TaskPatch(), required=False)  # no body: nothing changes
@@ -123,7 +129,9 @@ class TaskItem(MethodView):
     def patch(self, data: dict[str, Any], user_id: uuid.UUID | str, task_id: uuid.UUID) -> Any:
         """Change some fields of a task"""
         owner = resolve_owner(user_id)
-        row = tasks.update_task(owner_id=owner, task_id=task_id, changes=data, token=token_check())
+        row = tasks.update_task(
+            owner_id=owner, task_id=task_id, changes=data, token=defer_token_check()
+        )
         return json_response(task_payload(row))
 
     @blp.response(204)
@@ -132,14 +140,12 @@ class TaskItem(MethodView):
     def delete(self, user_id: uuid.UUID | str, task_id: uuid.UUID) -> Any:
         """Delete a task"""
         owner = resolve_owner(user_id)
-        tasks.delete_task(owner_id=owner, task_id=task_id, token=token_check())
+        tasks.delete_task(owner_id=owner, task_id=task_id, token=defer_token_check())
         return Response(status=204)
 
 
 @blp.route("/<user_ref:user_id>/tasks/<uuid:task_id>/complete")
-class TaskCompletion(MethodView):
-    decorators = [jwt_required()]
-
+class TaskCompletion(_TaskView):
     @blp.doc(
         requestBody={
             "required": False,
@@ -159,5 +165,7 @@ class TaskCompletion(MethodView):
         body = load_optional_body(CompleteIn())
         owner = resolve_owner(user_id)
         value = None if body is None else body["completed"]
-        row = tasks.set_completed(owner_id=owner, task_id=task_id, value=value, token=token_check())
+        row = tasks.set_completed(
+            owner_id=owner, task_id=task_id, value=value, token=defer_token_check()
+        )
         return json_response(task_payload(row))

@@ -30,10 +30,10 @@ from prometheus_client import multiprocess as prometheus_multiprocess
 from prometheus_client.exposition import choose_encoder
 from sqlalchemy import event
 
+from .. import request_keys
 from ..extensions import db
 from .observability import StartResponse, WSGIApp
 
-ROUTE_KEY = "todo.route"
 UNMATCHED = "<unmatched>"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -96,7 +96,7 @@ class MetricsMiddleware:
             method = environ.get("REQUEST_METHOD", "")
             _record(
                 method if method in _METHODS else "other",
-                environ.get(ROUTE_KEY, UNMATCHED),
+                environ.get(request_keys.ROUTE, UNMATCHED),
                 status,
                 time.perf_counter() - started,
             )
@@ -105,7 +105,7 @@ class MetricsMiddleware:
 def _note_route(_exc: BaseException | None = None) -> None:
     rule = request.url_rule
     if rule is not None:
-        request.environ[ROUTE_KEY] = rule.rule
+        request.environ[request_keys.ROUTE] = rule.rule
 
 
 blp = Blueprint("metrics", __name__)
@@ -123,7 +123,7 @@ def metrics() -> Response:
     return Response(encode(registry), headers={"Content-Type": content_type})
 
 
-_COUNTED = "todo_metrics_in_use"
+_COUNTED = "todo.metrics_in_use"  # on the pool entry
 
 
 def _on_checkout(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:

@@ -18,9 +18,9 @@ from typing import Any
 
 import orjson
 
+from .. import request_keys
+
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-REQUEST_ID_KEY = "todo.request_id"
-USER_ID_KEY = "todo.user_id"
 
 request_log = logging.getLogger("todo_service.request")
 
@@ -78,7 +78,7 @@ class RequestLogMiddleware:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()
         request_id = sane_request_id(environ.get("HTTP_X_REQUEST_ID"))
-        environ[REQUEST_ID_KEY] = request_id
+        environ[request_keys.REQUEST_ID] = request_id
         status_code = 500
 
         def start_with_request_id(status: str, headers: list[tuple[str, str]], *exc: Any) -> Any:
@@ -92,7 +92,7 @@ class RequestLogMiddleware:
             return self.app(environ, start_with_request_id)
         finally:
             if request_log.isEnabledFor(logging.INFO):
-                user_id = environ.get(USER_ID_KEY)
+                user_id = environ.get(request_keys.USER_ID)
                 # makeRecord + handle is what `info()` does, less looking up
                 # the caller's file and line in the stack (always this line).
                 record = request_log.makeRecord(

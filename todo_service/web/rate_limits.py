@@ -31,12 +31,12 @@ from flask_limiter import Limiter, RateLimitExceeded
 from limits import parse_many
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from .. import request_keys
 from ..config import ConfigError
 from ..errors import error_response
 
-LIMITER_KEY = "todo_limiter"
+LIMITER_KEY = "todo.limiter"  # app.extensions
 MAX_EMAIL_LENGTH = 254  # API.md; a longer one fails validation before any hash
-_ACCOUNT_CACHE = "_rate_limit_account"
 
 # endpoint -> (setting for the per-address limit, setting for the per-account limit)
 LIMITED_ENDPOINTS = {
@@ -125,9 +125,9 @@ def _account() -> str | None:
     """The normalised email of the body, None when the body has none (such a
     request fails validation, without hashing anything). Never raises: a body
     that is not JSON gets its 400 from the view."""
-    if _ACCOUNT_CACHE not in g:
-        setattr(g, _ACCOUNT_CACHE, _email_from_body())
-    email: str | None = g.get(_ACCOUNT_CACHE)
+    if request_keys.RATE_LIMIT_ACCOUNT not in g:
+        setattr(g, request_keys.RATE_LIMIT_ACCOUNT, _email_from_body())
+    email: str | None = g.get(request_keys.RATE_LIMIT_ACCOUNT)
     return email
 
 

@@ -23,11 +23,11 @@ from typing import Any
 
 from flask import Flask, request
 
+from .. import request_keys
 from ..errors import PayloadTooLarge, UnsupportedMediaType
 from .connection_close import close_after_response
 from .observability import StartResponse, WSGIApp
 
-TOO_LARGE_KEY = "todo.body_too_large"
 _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
@@ -83,7 +83,7 @@ class BodyLimitMiddleware:
         environ.pop("HTTP_TRANSFER_ENCODING", None)
         environ["wsgi.input_terminated"] = False
         if too_large:
-            environ[TOO_LARGE_KEY] = True
+            environ[request_keys.BODY_TOO_LARGE] = True
 
 
 def _declared_length(environ: dict[str, Any]) -> int | None:
@@ -127,7 +127,7 @@ def _is_json(mimetype: str) -> bool:
 def check_body() -> None:
     if request.routing_exception is not None:
         return  # the routing 404/405 comes first
-    if request.environ.get(TOO_LARGE_KEY):
+    if request.environ.get(request_keys.BODY_TOO_LARGE):
         raise PayloadTooLarge()
     if (
         request.method in _BODY_METHODS
