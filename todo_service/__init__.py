@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import Config, engine_options, normalize_database_url
 from .db.connections import ping_idle_connections, register_connection_teardown
@@ -23,10 +25,10 @@ from .errors import register_error_handlers
 from .extensions import db, jwt, migrate
 from .openapi import api
 from .web.cors import init_cors
-from .web.metrics import init_metrics
-from .web.observability import RequestLogMiddleware, configure_logging
+from .web.metrics import init_metrics, record_request
+from .web.observability import RequestObserver, WSGIApp, configure_logging
 from .web.rate_limits import init_rate_limits
-from .web.request_guards import register_request_guards
+from .web.request_guards import BodyLimitMiddleware, register_request_guards
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +86,38 @@ def create_app(
     register_connection_teardown(app)
     cli.register_commands(app)
     init_cors(app)
-    init_rate_limits(app)  # after the routes and the 413/415 guards
+    init_rate_limits(app)  # wraps the registered login and register views
     init_metrics(app)
-    app.wsgi_app = RequestLogMiddleware(app.wsgi_app)  # type: ignore[method-assign]
+    stack: WSGIApp = app.wsgi_app
+    for layer in reversed(_middleware(app)):
+        stack = layer(stack)
+    app.wsgi_app = stack  # type: ignore[assignment,method-assign]
     return app
+
+
+def _middleware(app: Flask) -> list[Callable[[WSGIApp], WSGIApp]]:
+    """The WSGI stack around Flask, outermost first: each layer sees what the
+    layers inside it answer, and nothing else wraps `app.wsgi_app`."""
+    config = app.config
+    layers: list[Callable[[WSGIApp], WSGIApp]] = [
+        # Outermost, so that every response (a routing error, an error of a
+        # layer below, an unhandled exception) gets its X-Request-ID, its log
+        # line and its metrics sample, timed over everything below.
+        partial(
+            RequestObserver,
+            record_metrics=record_request if config["METRICS_ENABLED"] else None,
+        ),
+    ]
+    if config["PROXY_FIX_X_FOR"]:
+        # Behind N trusted proxies the client address is the Nth from the
+        # right in X-Forwarded-For: rewritten before the rate limits read it.
+        # Opt-in, or any client could pick its own rate limit bucket.
+        layers.append(partial(ProxyFix, x_for=config["PROXY_FIX_X_FOR"]))
+    # Innermost, next to Flask: a body is buffered (at most the limit) before
+    # anything reads it, and what the app left unread is discarded after it
+    # answered, so that the connection can carry the next request.
+    layers.append(partial(BodyLimitMiddleware, limit=config["MAX_BODY_BYTES"]))
+    return layers
 
 
 def _configure_database(app: Flask) -> None:

@@ -1,4 +1,4 @@
-"""CORS for browser front ends on other origins (issue 4), with flask-cors.
+"""CORS for browser front ends on other origins, with flask-cors.
 
 Off unless `CORS_ORIGINS` lists origins: then /api/* answers those origins,
 preflight (OPTIONS) included, and lets their scripts read the headers the

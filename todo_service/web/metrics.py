@@ -1,4 +1,4 @@
-"""Prometheus metrics at GET /metrics (issue 4), with prometheus-client.
+"""Prometheus metrics at GET /metrics, with prometheus-client.
 
 - `todo_http_requests_total{method, route, status}` and
   `todo_http_request_duration_seconds{method, route, status}`: `route` is the
@@ -19,8 +19,6 @@ is imported, which is why gunicorn.conf.py does it.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable
 from typing import Any
 
 import prometheus_client
@@ -32,7 +30,6 @@ from sqlalchemy import event
 
 from .. import request_keys
 from ..extensions import db
-from .observability import StartResponse, WSGIApp
 
 UNMATCHED = "<unmatched>"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -75,31 +72,16 @@ def _record(method: str, route: str, status: str, seconds: float) -> None:
     children[1].observe(seconds)
 
 
-class MetricsMiddleware:
-    """Times every response; the route template comes from a teardown hook."""
-
-    def __init__(self, app: WSGIApp) -> None:
-        self.app = app
-
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        started = time.perf_counter()
-        status = "500"
-
-        def start_and_note_status(status_line: str, headers: Any, *exc: Any) -> Any:
-            nonlocal status
-            status = status_line[:3]
-            return start_response(status_line, headers, *exc)
-
-        try:
-            return self.app(environ, start_and_note_status)
-        finally:
-            method = environ.get("REQUEST_METHOD", "")
-            _record(
-                method if method in _METHODS else "other",
-                environ.get(request_keys.ROUTE, UNMATCHED),
-                status,
-                time.perf_counter() - started,
-            )
+def record_request(environ: dict[str, Any], status: str, seconds: float) -> None:
+    """One request's sample; called by the request observer (observability.py)
+    with the status and time it measured."""
+    method = environ.get("REQUEST_METHOD", "")
+    _record(
+        method if method in _METHODS else "other",
+        environ.get(request_keys.ROUTE, UNMATCHED),
+        status,
+        seconds,
+    )
 
 
 def _note_route(_exc: BaseException | None = None) -> None:
@@ -149,10 +131,10 @@ def _count_pool_checkouts(app: Flask) -> None:
 
 
 def init_metrics(app: Flask) -> None:
-    """Call after the database is set up, before the request log middleware."""
+    """/metrics, the route template of each request and the pool gauge; the
+    request observer (create_app) records each request with `record_request`."""
     if not app.config["METRICS_ENABLED"]:
         return
     app.register_blueprint(blp)
     app.teardown_request(_note_route)
     _count_pool_checkouts(app)
-    app.wsgi_app = MetricsMiddleware(app.wsgi_app)  # type: ignore[method-assign]

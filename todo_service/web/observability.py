@@ -1,8 +1,9 @@
-"""Request ids, JSON logs, and one log line per request.
+"""Request ids, JSON logs, and one log line and one metrics sample per request.
 
-The request id and the log line live in a WSGI middleware rather than in Flask
-hooks, so that every response gets them: routing errors, errors raised in
-other hooks and unhandled exceptions included (API.md, Request id).
+The request id, the log line and the metrics live in one WSGI middleware
+rather than in Flask hooks, so that every response gets them: routing errors,
+errors raised in other hooks and unhandled exceptions included (API.md,
+Request id).
 """
 
 from __future__ import annotations
@@ -69,47 +70,63 @@ def sane_request_id(candidate: str | None) -> str:
     return uuid.uuid4().hex
 
 
-class RequestLogMiddleware:
-    """Adds `X-Request-ID` to every response and logs one line per request."""
+# What the metrics are given of each request: the environ, the status code
+# (three digits) and the seconds it took (web/metrics.py).
+RequestRecorder = Callable[[dict[str, Any], str, float], None]
 
-    def __init__(self, app: WSGIApp) -> None:
+
+class RequestObserver:
+    """Adds `X-Request-ID` to every response, and measures each request once
+    (status and time) for both its log line and the metrics."""
+
+    def __init__(self, app: WSGIApp, *, record_metrics: RequestRecorder | None = None) -> None:
         self.app = app
+        self.record_metrics = record_metrics
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()
         request_id = sane_request_id(environ.get("HTTP_X_REQUEST_ID"))
         environ[request_keys.REQUEST_ID] = request_id
-        status_code = 500
+        status = "500"
 
-        def start_with_request_id(status: str, headers: list[tuple[str, str]], *exc: Any) -> Any:
-            nonlocal status_code
-            status_code = int(status[:3])
+        def start_with_request_id(
+            status_line: str, headers: list[tuple[str, str]], *exc: Any
+        ) -> Any:
+            nonlocal status
+            status = status_line[:3]
             headers = [(k, v) for k, v in headers if k.lower() != "x-request-id"]
             headers.append(("X-Request-ID", request_id))
-            return start_response(status, headers, *exc)
+            return start_response(status_line, headers, *exc)
 
         try:
             return self.app(environ, start_with_request_id)
         finally:
+            seconds = time.perf_counter() - started
+            if self.record_metrics is not None:
+                self.record_metrics(environ, status, seconds)
             if request_log.isEnabledFor(logging.INFO):
-                user_id = environ.get(request_keys.USER_ID)
-                # makeRecord + handle is what `info()` does, less looking up
-                # the caller's file and line in the stack (always this line).
-                record = request_log.makeRecord(
-                    request_log.name,
-                    logging.INFO,
-                    __file__,
-                    0,
-                    "request",
-                    (),
-                    None,
-                    extra={
-                        "request_id": request_id,
-                        "method": environ.get("REQUEST_METHOD"),
-                        "path": environ.get("PATH_INFO"),
-                        "status": status_code,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                        "user_id": str(user_id) if user_id else None,
-                    },
-                )
-                request_log.handle(record)
+                _log_request(environ, request_id, int(status), seconds)
+
+
+def _log_request(environ: dict[str, Any], request_id: str, status: int, seconds: float) -> None:
+    user_id = environ.get(request_keys.USER_ID)
+    # makeRecord + handle is what `info()` does, less looking up the caller's
+    # file and line in the stack (always this line).
+    record = request_log.makeRecord(
+        request_log.name,
+        logging.INFO,
+        __file__,
+        0,
+        "request",
+        (),
+        None,
+        extra={
+            "request_id": request_id,
+            "method": environ.get("REQUEST_METHOD"),
+            "path": environ.get("PATH_INFO"),
+            "status": status,
+            "duration_ms": round(seconds * 1000, 2),
+            "user_id": str(user_id) if user_id else None,
+        },
+    )
+    request_log.handle(record)

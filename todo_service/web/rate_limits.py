@@ -1,4 +1,4 @@
-"""Abuse limits on login and registration (issue 4), with flask-limiter.
+"""Abuse limits on login and registration, with flask-limiter.
 
 An argon2 hash costs about 0.1 s, so a few clients posting logins could keep
 every worker busy. Each of the two operations is limited per client address
@@ -29,7 +29,6 @@ import orjson
 from flask import Flask, Response, current_app, g, request
 from flask_limiter import Limiter, RateLimitExceeded
 from limits import parse_many
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .. import request_keys
 from ..config import ConfigError
@@ -47,7 +46,6 @@ LIMITED_ENDPOINTS = {
 
 def init_rate_limits(app: Flask) -> None:
     """Call after the routes are registered."""
-    _trust_proxies(app)
     if not app.config["RATELIMIT_ENABLED"]:
         return
     for per_address, per_account in LIMITED_ENDPOINTS.values():
@@ -77,15 +75,6 @@ def init_rate_limits(app: Flask) -> None:
         view = limiter.limit(app.config[per_address], key_func=client_address)(view)
         app.view_functions[endpoint] = view
     app.register_error_handler(RateLimitExceeded, _too_many_requests)
-
-
-def _trust_proxies(app: Flask) -> None:
-    """Behind N trusted proxies the client address is the Nth from the right
-    in X-Forwarded-For. Opt-in: trusting the header otherwise would let any
-    client pick its own address, and so its own rate limit bucket."""
-    hops = app.config["PROXY_FIX_X_FOR"]
-    if hops:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops)  # type: ignore[method-assign]
 
 
 def _check_limit_setting(name: str, value: str) -> None:

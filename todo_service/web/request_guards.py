@@ -138,7 +138,6 @@ def check_body() -> None:
 
 
 def register_request_guards(app: Flask) -> None:
+    """The 413/415 checks; their WSGI half, `BodyLimitMiddleware`, is a layer
+    of the stack that create_app builds."""
     app.before_request(check_body)
-    app.wsgi_app = BodyLimitMiddleware(  # type: ignore[method-assign]
-        app.wsgi_app, app.config["MAX_BODY_BYTES"]
-    )
