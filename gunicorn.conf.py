@@ -102,7 +102,7 @@ def post_fork(server, worker):  # noqa: ARG001
 
 def pre_request(worker, req):  # noqa: ARG001
     """Let the app end this connection cleanly after its answer, when it
-    leaves a body too large to throw away (todo_service/connection_close.py)."""
+    leaves a body too large to throw away (todo_service/web/connection_close.py)."""
     from todo_service.web.connection_close import attach_server_request
 
     attach_server_request(req)
@@ -114,7 +114,7 @@ def post_request(worker, req, environ, resp):  # noqa: ARG001
     detach_server_request()
 
 
-# Metrics (issue 4): every worker writes its numbers to files in
+# Metrics: every worker writes its numbers to files in
 # PROMETHEUS_MULTIPROC_DIR and /metrics adds them up. prometheus_client reads
 # the variable when it is first imported, so it is set here, in the master,
 # before any hook runs or any worker forks. Always under gunicorn, not only

@@ -1,4 +1,4 @@
-"""The `flask` commands (issue 4, CLI): `seed`, `users create|delete`,
+"""The `flask` commands: `seed`, `users create|delete`,
 `tokens purge`. Every failure is one `Error: ...` line on stderr and a non-zero
 exit, never a traceback."""
 

@@ -1,4 +1,4 @@
-"""Configuration from the environment (issue: Configuration; STYLE.md, Config):
+"""Configuration from the environment (STYLE.md, Config):
 URL normalisation, one clear error for a bad value, the generated JWT key,
 SQLite connection settings, and a factory that never touches the database."""
 

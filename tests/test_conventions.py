@@ -211,6 +211,17 @@ def test_body_one_byte_over_the_limit_is_413(client):
     assert_error(response, 413)
 
 
+def test_the_413_message_names_the_configured_limit(database_url):
+    small = create_app(
+        TestConfig, {"SQLALCHEMY_DATABASE_URI": database_url, "MAX_BODY_BYTES": 1000}
+    )
+    response = small.test_client().post(
+        "/api/auth/register", data=register_body(1001), content_type="application/json"
+    )
+    assert_error(response, 413)
+    assert response.json["message"] == "Request body too large: at most 1000 bytes."
+
+
 def test_oversized_body_is_413_even_where_the_view_ignores_bodies(client, headers):
     task = client.post("/api/me/tasks", json={"title": "keep"}, headers=headers).json
     response = client.delete(
@@ -459,7 +470,7 @@ def openapi_path(rule: str) -> str:
 
 
 # Served, but not API operations: the document itself, the docs page and its
-# assets, and the Prometheus scrape endpoint (issue 4).
+# assets, and the Prometheus scrape endpoint.
 NOT_IN_OPENAPI = ("/api/openapi.json", "/api/docs", "/metrics")
 
 

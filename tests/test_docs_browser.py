@@ -1,4 +1,4 @@
-"""/api/docs works with no internet (issue 4): the page loads its assets from
+"""/api/docs works with no internet: the page loads its assets from
 the service only, and headless Chromium, with every host but 127.0.0.1
 unresolvable, renders the operations. The screenshot is kept as
 artifacts/docs.png."""

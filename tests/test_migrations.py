@@ -1,4 +1,4 @@
-"""The schema belongs to the migrations (issue: Migrations): the models agree
+"""The schema belongs to the migrations: the models agree
 with them, `upgrade` builds the whole schema on an empty database and
 `downgrade base` removes it, on SQLite and on PostgreSQL."""
 

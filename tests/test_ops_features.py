@@ -1,4 +1,4 @@
-"""CORS, abuse limits and metrics (issue 4): through real apps on the test
+"""CORS, abuse limits and metrics: through real apps on the test
 database, made with the settings under test; the multi-worker metrics check
 runs against a live gunicorn."""
 

@@ -1,4 +1,4 @@
-"""Prebuilt statements (prebuilt.py) behave as `Connection.execute` does:
+"""Prebuilt statements (db/prebuilt.py) behave as `Connection.execute` does:
 types converted both ways, SQLAlchemy's exceptions, cursor events; on
 PostgreSQL they are prepared once per connection, and survive a pooler that
 loses them."""

@@ -1,7 +1,7 @@
 """`flask` commands beyond Flask-Migrate's `flask db ...`: seed, users, tokens.
 
 Every failure is one line on stderr (`Error: ...`) and a non-zero exit, never a
-traceback (issue 4): bad arguments exit 2 without click's usage block; a
+traceback: bad arguments exit 2 without click's usage block; a
 refused action (email taken, unknown email, invalid password) or a database
 problem exits 1.
 """

@@ -18,6 +18,10 @@ class ConfigError(RuntimeError):
     """A setting from the environment is present but unusable."""
 
 
+# What LOG_LEVEL accepts (the standard library's levels).
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
 def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
@@ -31,7 +35,9 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -
     return value
 
 
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+def parse_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """A yes/no setting: 1/true/yes/on or 0/false/no/off, any letter case;
+    unset or blank is `default`."""
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -85,9 +91,10 @@ def engine_options(url: str, env: Mapping[str, str]) -> dict[str, Any]:
     # a real transaction for themselves (migrations/env.py).
     if url.startswith("sqlite"):
         # A file database: several gunicorn workers share it through WAL mode
-        # and a busy timeout (set per connection in `database.py`).
-        # The wait stays well under gunicorn's worker timeout (30 s), so a
-        # long lock wait ends as a JSON 503, not a killed worker.
+        # (set per connection in `db/dialects.py`) and this busy timeout, the
+        # seconds a writer waits for another's lock. The wait stays well under
+        # gunicorn's worker timeout (30 s), so a long lock wait ends as a JSON
+        # 503, not a killed worker.
         return {
             "isolation_level": "AUTOCOMMIT",
             "hide_parameters": True,
@@ -101,7 +108,7 @@ def engine_options(url: str, env: Mapping[str, str]) -> dict[str, Any]:
         # Serverless PostgreSQL closes idle connections and scales to zero:
         # recycle connections before the server drops them. Instead of
         # `pool_pre_ping` (a round trip on every request), a connection idle
-        # for DATABASE_IDLE_PING_SECONDS is checked before use (database.py).
+        # for DATABASE_IDLE_PING_SECONDS is checked before use (db/connections.py).
         "pool_recycle": _int(env, "DATABASE_POOL_RECYCLE", 300, minimum=1),
         "pool_size": _int(env, "DATABASE_POOL_SIZE", 5, minimum=1),
         "max_overflow": _int(env, "DATABASE_MAX_OVERFLOW", 5, minimum=0),
@@ -174,14 +181,14 @@ class Config:
     LOG_LEVEL = "INFO"
     # Check a pooled connection before use only after it sat idle this long.
     DATABASE_IDLE_PING_SECONDS = 2
-    # Server-side prepared statements on PostgreSQL: auto, true or false (prebuilt.py).
+    # Server-side prepared statements on PostgreSQL: auto, true or false (db/prebuilt.py).
     DATABASE_PREPARED_STATEMENTS = "auto"
     TESTING = False
 
-    # CORS (issue 4): browser origins allowed to call /api/*; none by default.
+    # CORS: browser origins allowed to call /api/*; none by default.
     CORS_ORIGINS: list[str] = []
 
-    # Abuse limits (issue 4), flask-limiter syntax ("10 per minute; 100 per hour").
+    # Abuse limits, flask-limiter syntax ("10 per minute; 100 per hour").
     # RATELIMIT_ENABLED and RATELIMIT_STORAGE_URI are also flask-limiter's own keys.
     RATELIMIT_ENABLED = True
     RATELIMIT_STORAGE_URI = "memory://"  # in-process; redis://host:6379 to share
@@ -194,7 +201,7 @@ class Config:
     # X-Forwarded-For (werkzeug's ProxyFix); 0: the peer address is the client.
     PROXY_FIX_X_FOR = 0
 
-    # Prometheus metrics at GET /metrics (issue 4).
+    # Prometheus metrics at GET /metrics.
     METRICS_ENABLED = True
 
     @classmethod
@@ -223,8 +230,8 @@ class Config:
             env, "ARGON2_MEMORY_COST", cls.ARGON2_MEMORY_COST, minimum=8
         )
         level = env.get("LOG_LEVEL", cls.LOG_LEVEL).strip().upper()
-        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-            raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+        if level not in LOG_LEVELS:
+            raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
         values["LOG_LEVEL"] = level
         values["DATABASE_IDLE_PING_SECONDS"] = _int(
             env, "DATABASE_IDLE_PING_SECONDS", int(cls.DATABASE_IDLE_PING_SECONDS), minimum=0
@@ -244,14 +251,14 @@ class Config:
 
     @classmethod
     def _ops_settings(cls, env: Mapping[str, str]) -> dict[str, Any]:
-        """CORS, rate limits, proxy and metrics settings (issue 4). Rate limit
-        strings are checked when the limiter is set up (`rate_limits.py`)."""
+        """CORS, rate limits, proxy and metrics settings. Rate limit
+        strings are checked when the limiter is set up (`web/rate_limits.py`)."""
         values: dict[str, Any] = {
             "CORS_ORIGINS": _origins(env, "CORS_ORIGINS"),
-            "RATELIMIT_ENABLED": _bool(env, "RATELIMIT_ENABLED", cls.RATELIMIT_ENABLED),
+            "RATELIMIT_ENABLED": parse_bool(env, "RATELIMIT_ENABLED", cls.RATELIMIT_ENABLED),
             "RATELIMIT_STORAGE_URI": _text(env, "RATELIMIT_STORAGE_URI", cls.RATELIMIT_STORAGE_URI),
             "PROXY_FIX_X_FOR": _int(env, "PROXY_FIX_X_FOR", cls.PROXY_FIX_X_FOR, minimum=0),
-            "METRICS_ENABLED": _bool(env, "METRICS_ENABLED", cls.METRICS_ENABLED),
+            "METRICS_ENABLED": parse_bool(env, "METRICS_ENABLED", cls.METRICS_ENABLED),
         }
         if "://" not in values["RATELIMIT_STORAGE_URI"]:
             raise ConfigError(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 
-from .config import ConfigError
+from .config import parse_bool
 
 log = logging.getLogger(__name__)
 
@@ -14,14 +14,8 @@ def auto_migrate_enabled(env: dict[str, str] | None = None) -> bool:
     """AUTO_MIGRATE, by default on only for the SQLite quick start (no
     DATABASE_URL): against a real database, `flask db upgrade` is a release step."""
     env = dict(os.environ) if env is None else env
-    raw = env.get("AUTO_MIGRATE", "").strip().lower()
-    if not raw:
-        return not env.get("DATABASE_URL", "").strip()
-    if raw in {"1", "true", "yes", "on"}:
-        return True
-    if raw in {"0", "false", "no", "off"}:
-        return False
-    raise ConfigError(f"AUTO_MIGRATE must be true or false, got {raw!r}")
+    quick_start = not env.get("DATABASE_URL", "").strip()
+    return parse_bool(env, "AUTO_MIGRATE", quick_start)
 
 
 def auto_migrate_if_enabled() -> None:

@@ -94,7 +94,11 @@ class EmailTaken(ApiError):
 
 class PayloadTooLarge(ApiError):
     code = 413
-    message = "Request body too large: at most 65536 bytes."
+    message = "Request body too large."
+
+    @classmethod
+    def over(cls, limit: int) -> PayloadTooLarge:
+        return cls(f"Request body too large: at most {limit} bytes.")
 
 
 class UnsupportedMediaType(ApiError):

@@ -53,7 +53,7 @@ _HEADERS_BY_STATUS: dict[str, dict[str, str]] = {
 
 
 # Whatever the route, a request of these methods may carry a body, which is
-# checked for size and type before anything else (request_guards.py).
+# checked for size and type before anything else (web/request_guards.py).
 _BODY_METHODS = {"post", "put", "patch", "delete"}
 _BODY_ERRORS = {"413": "REQUEST_ENTITY_TOO_LARGE", "415": "UNSUPPORTED_MEDIA_TYPE"}
 

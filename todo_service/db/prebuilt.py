@@ -4,17 +4,15 @@ The task endpoints run a handful of fixed statements (services/tasks.py),
 each built once with SQLAlchemy Core. `Connection.execute` still spends more
 CPU on every call than the database does on the query: it rebuilds the
 statement's cache key by walking its tree, sets up an execution context, and
-wraps the result (measured on a get-one against PostgreSQL: 145 µs against
-55 µs for the same SQL on the same connection's cursor, about a sixth of the
-request). A `Prebuilt` statement is compiled once per dialect by SQLAlchemy;
+wraps the result, which costs more than the same SQL run on the connection's
+cursor. A `Prebuilt` statement is compiled once per dialect by SQLAlchemy;
 each call then converts the parameters with the types' own bind processors,
 runs the SQL on the cursor of the request's SQLAlchemy connection, and
 converts the rows with the types' result processors.
 
 On PostgreSQL the statements are also prepared on the server, once per
 connection (`PREPARE`, then `EXECUTE` on every call): parsing and planning
-were most of the database's CPU for a get-one (pgbench, the same statement:
-9,000 executions/s as plain SQL, 37,000 prepared). Poolers in transaction
+were most of the database's CPU for a get-one. Poolers in transaction
 mode (PgBouncer, Neon's pooled endpoint) hand each statement to whichever
 server connection is free, where the prepared statement may not exist: with
 `DATABASE_PREPARED_STATEMENTS=auto` (the default) a host name with

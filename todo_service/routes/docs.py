@@ -1,5 +1,5 @@
-"""Swagger UI's assets, served by the service so /api/docs works offline
-(issue 4). flask-smorest renders the page; `OPENAPI_SWAGGER_UI_URL` points
+"""Swagger UI's assets, served by the service so /api/docs works offline.
+flask-smorest renders the page; `OPENAPI_SWAGGER_UI_URL` points
 its script and style links here. A plain Flask blueprint: not in the OpenAPI
 document."""
 

@@ -5,12 +5,11 @@ one's tasks are topped up to the number asked for, never added twice. A run is
 one transaction, and runs exclude each other (PostgreSQL: an advisory lock;
 SQLite: `BEGIN IMMEDIATE`), so two runs at once cannot both top up.
 
-Fast (issue 4: a million tasks on PostgreSQL in well under 30 s): no ORM object
-per row. On PostgreSQL the tasks go through one `COPY ... FROM STDIN` fed by a
-CSV stream made on the fly, so the server writes rows while Python makes the
-next ones; on SQLite, batched executemany inserts. Triggers stay on (COPY fires
-statement-level triggers like any INSERT).
-"""
+Fast: no ORM object per row (README, Performance, has the timings). On
+PostgreSQL the tasks go through one `COPY ... FROM STDIN` fed by a CSV stream
+made on the fly, so the server writes rows while Python makes the next ones; on
+SQLite, batched executemany inserts. Triggers stay on (COPY fires
+statement-level triggers like any INSERT)."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ import io
 from collections.abc import Iterable
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, current_app, request
 
 from .. import request_keys
 from ..errors import PayloadTooLarge, UnsupportedMediaType
@@ -128,7 +128,7 @@ def check_body() -> None:
     if request.routing_exception is not None:
         return  # the routing 404/405 comes first
     if request.environ.get(request_keys.BODY_TOO_LARGE):
-        raise PayloadTooLarge()
+        raise PayloadTooLarge.over(current_app.config["MAX_BODY_BYTES"])
     if (
         request.method in _BODY_METHODS
         and request.content_length
