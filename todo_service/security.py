@@ -135,7 +135,7 @@ def checked_in_statement(view: Callable[..., Any]) -> Callable[..., Any]:
     """Marks a view (put it outside `jwt_required()`) whose statements check
     the token's revocation themselves (`tokens.still_valid()` in their
     WHERE): one round trip answers both "is the token still good" and the
-    request. The view hands the check to its statement with `defer_token_check()`.
+    request. The view hands the check to its statement: `defer_token_check()`.
 
     On every other outcome the check is done here, so that a token no longer
     good gets its 401 before any other answer (API.md: authentication comes
@@ -153,9 +153,9 @@ def checked_in_statement(view: Callable[..., Any]) -> Callable[..., Any]:
         except (ApiError, HTTPException) as exc:
             status = exc.code or 500
             if 400 <= status < 500 and status != 401:
-                _check_open_token_check()
+                _run_deferred_check_if_open()
             raise
-        _check_open_token_check()
+        _run_deferred_check_if_open()
         return answer
 
     return checked
@@ -170,7 +170,7 @@ def defer_token_check() -> tokens.TokenCheck:
     return check
 
 
-def _check_open_token_check() -> None:
+def _run_deferred_check_if_open() -> None:
     """Check a deferred token check that no statement took: the 401 when the
     token is no longer good."""
     if not g.get(request_keys.TOKEN_CHECK_OPEN):
