@@ -15,19 +15,29 @@ from todo_service.extensions import db
 
 
 @contextmanager
-def counted_statements(app: Flask) -> Iterator[list[str]]:
-    statements: list[str] = []
+def _engine_events(app: Flask, name: str) -> Iterator[list[tuple]]:
+    """The arguments of every `name` event of the app's engine while the block runs."""
+    seen: list[tuple] = []
 
-    def record(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        statements.append(statement)
+    def record(*args):  # type: ignore[no-untyped-def]
+        seen.append(args)
 
     with app.app_context():
         engine = db.engine
-    event.listen(engine, "before_cursor_execute", record)
+    event.listen(engine, name, record)
     try:
-        yield statements
+        yield seen
     finally:
-        event.remove(engine, "before_cursor_execute", record)
+        event.remove(engine, name, record)
+
+
+@contextmanager
+def counted_statements(app: Flask) -> Iterator[list[str]]:
+    """The SQL statements run while the block runs."""
+    statements: list[str] = []
+    with _engine_events(app, "before_cursor_execute") as events:
+        yield statements
+    statements.extend(args[2] for args in events)
 
 
 def _create_tasks(client, headers, count: int) -> list[str]:
@@ -116,17 +126,9 @@ def test_an_unauthenticated_request_runs_no_statement(app, client):
 def counted_checkouts(app: Flask) -> Iterator[list[object]]:
     """The pooled connections taken while the block runs."""
     checkouts: list[object] = []
-
-    def record(dbapi_connection, record, proxy):  # type: ignore[no-untyped-def]
-        checkouts.append(dbapi_connection)
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "checkout", record)
-    try:
+    with _engine_events(app, "checkout") as events:
         yield checkouts
-    finally:
-        event.remove(engine, "checkout", record)
+    checkouts.extend(args[0] for args in events)
 
 
 @pytest.mark.parametrize(
