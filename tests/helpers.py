@@ -12,6 +12,9 @@ from werkzeug.http import HTTP_STATUS_CODES
 
 # The task representation's keys (API.md, Tasks), exactly.
 TASK_KEYS = {
+    "priority",
+    "due_at",
+    "tags",
     "id",
     "user_id",
     "title",

@@ -17,7 +17,7 @@ from tests.helpers import TASK_KEYS, assert_error
 from todo_service.db.models import Task
 from todo_service.extensions import db
 
-SORTS = ["created_at", "-created_at", "updated_at", "-updated_at", "title", "-title"]
+SORTS = ["created_at", "-created_at", "updated_at", "-updated_at", "title", "-title"]  # v1
 
 
 @pytest.fixture

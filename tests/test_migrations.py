@@ -25,9 +25,19 @@ CORE_TABLES = {"users", "tasks", "revoked_tokens"}
 LISTING_INDEX = ["user_id", "created_at", "id"]
 
 
+# SQLite's change counter (migration 0003); PostgreSQL uses a sequence instead,
+# so the models do not have it.
+SQLITE_ONLY_TABLES = {"task_change_counter"}
+
+
 def schema_differences(engine: Engine) -> list:
+    def modelled(obj, name, type_, reflected, compare_to) -> bool:
+        return not (type_ == "table" and name in SQLITE_ONLY_TABLES)
+
     with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "include_object": modelled}
+        )
         return compare_metadata(context, db.metadata)
 
 
@@ -97,6 +107,8 @@ def leftover_objects(engine: Engine) -> list[str]:
 def model_tables() -> set[str]:
     tables = set(db.metadata.tables)
     assert tables >= CORE_TABLES
+    if db.engine.dialect.name == "sqlite":
+        tables |= SQLITE_ONLY_TABLES
     return tables
 
 

@@ -85,7 +85,7 @@ def test_a_page_past_the_end_runs_at_most_three_statements(app, client, headers)
     [
         ("get", "", None),
         ("patch", "", {"title": "renamed"}),
-        ("put", "", {"title": "replaced"}),
+        ("patch", "", {"priority": "high", "due_at": "2026-12-24T18:00:00Z"}),
         ("delete", "", None),
         ("patch", "/complete", None),
         ("patch", "/complete", {"completed": True}),
@@ -99,6 +99,60 @@ def test_one_task_operations_run_one_statement(app, client, headers, method, suf
     assert response.status_code in (200, 204)
     # The token check is part of the operation's own statement.
     assert len(statements) == 1, statements
+
+
+def _transaction_statements(app, count: int) -> int:
+    """`count` statements in a transaction: SQLite's BEGIN is a statement of
+    its own (BEGIN IMMEDIATE, dialects.py); psycopg2 sends its BEGIN with the first."""
+    with app.app_context():
+        return count + (1 if db.engine.dialect.name == "sqlite" else 0)
+
+
+def test_put_and_a_tag_change_run_one_transaction(app, client, headers):
+    """PUT sets the tags too (a key left out is `[]`): the task's row is
+    locked and its tags read in one statement, then written with the columns."""
+    (task_id,) = _create_tasks(client, headers, 1)
+    with counted_statements(app) as statements:
+        response = client.put(f"/api/me/tasks/{task_id}", json={"title": "x"}, headers=headers)
+    assert response.status_code == 200
+    assert len(statements) == _transaction_statements(app, 2), statements
+
+    with counted_statements(app) as statements:
+        response = client.patch(
+            f"/api/me/tasks/{task_id}", json={"tags": ["a", "b"]}, headers=headers
+        )
+    assert response.status_code == 200 and response.json["tags"] == ["a", "b"]
+    # lock and read, unlink, add missing tags, find their ids, link, update
+    assert len(statements) == _transaction_statements(app, 6), statements
+
+
+def test_create_with_tags_runs_one_transaction(app, client, headers):
+    with counted_statements(app) as statements:
+        response = client.post(
+            "/api/me/tasks", json={"title": "one", "tags": ["a"]}, headers=headers
+        )
+    assert response.status_code == 201
+    # insert, unlink (nothing), add missing tags, find their ids, link
+    assert len(statements) == _transaction_statements(app, 5), statements
+
+
+def test_tags_run_one_statement(app, client, headers):
+    client.post("/api/me/tasks", json={"title": "one", "tags": ["a"]}, headers=headers)
+    with counted_statements(app) as statements:
+        response = client.get("/api/me/tags", headers=headers)
+    assert response.json == [{"tag": "a", "count": 1}]
+    assert len(statements) == 1, statements
+
+
+def test_a_filtered_page_runs_two_statements(app, client, headers):
+    """A filter the trigger-kept counts cannot answer: the page, and the count."""
+    task = {"title": "one", "tags": ["a"], "due_at": "2026-06-01T00:00:00Z"}
+    client.post("/api/me/tasks", json=task, headers=headers)
+    for query in ("tag=a", "priority=medium", "overdue=false", "due_after=2026-01-01T00:00:00Z"):
+        with counted_statements(app) as statements:
+            response = client.get(f"/api/me/tasks?{query}", headers=headers)
+        assert response.status_code == 200, query
+        assert len(statements) == 2, (query, statements)
 
 
 def test_create_runs_one_statement(app, client, headers):

@@ -6,6 +6,8 @@ requests, `...Out` describe responses, `TaskListArgs` is the query string.
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from marshmallow import (
@@ -20,16 +22,21 @@ from marshmallow import (
 )
 
 from .db.models import (
+    DEFAULT_PRIORITY,
     DESCRIPTION_MAX_LENGTH,
     EMAIL_MAX_LENGTH,
     NAME_MAX_LENGTH,
+    PRIORITIES,
+    TAG_MAX_LENGTH,
+    TAGS_PER_TASK,
     TITLE_MAX_LENGTH,
 )
 
 PASSWORD_MIN_LENGTH = 8
 PASSWORD_MAX_LENGTH = 128
 STATUSES = ("pending", "completed")
-SORTS = ("created_at", "-created_at", "updated_at", "-updated_at", "title", "-title")
+SORT_KEYS = ("created_at", "updated_at", "title", "due_at", "priority")
+SORTS = tuple(f"{sign}{key}" for key in SORT_KEYS for sign in ("", "-"))
 
 
 class Text(fields.String):
@@ -57,6 +64,111 @@ class StrictBoolean(fields.Boolean):
         if not isinstance(value, bool):
             raise ValidationError("Not a valid boolean.")
         return value
+
+
+# RFC 3339 date-time with a mandatory offset; `T`/`t` and `Z`/`z` both
+# accepted (API.md, Details 1.1). Fraction digits past the sixth are cut.
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
+    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))",
+    re.ASCII,
+)
+
+
+def parse_rfc3339(text: str) -> datetime:
+    """An RFC 3339 timestamp with an offset, as an aware UTC datetime;
+    ValueError for anything else, or for an instant outside years 1 to 9999
+    in UTC."""
+    match = _RFC3339.fullmatch(text)
+    if match is None:
+        raise ValueError("not an RFC 3339 date-time with an offset")
+    year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
+    fraction, zulu, sign, offset_hours, offset_minutes = match.groups()[6:]
+    microsecond = int((fraction or "0")[:6].ljust(6, "0"))
+    local = datetime(year, month, day, hour, minute, second, microsecond)
+    offset = timedelta(0)
+    if not zulu:
+        if int(offset_hours) > 23 or int(offset_minutes) > 59:
+            raise ValueError("offset out of range")
+        offset = timedelta(hours=int(offset_hours), minutes=int(offset_minutes))
+        if sign == "-":
+            offset = -offset
+    try:
+        return (local - offset).replace(tzinfo=UTC)  # OverflowError outside years 1 to 9999
+    except OverflowError:
+        raise ValueError("outside years 1 to 9999 in UTC") from None
+
+
+class OffsetDateTime(fields.Field):
+    """An RFC 3339 timestamp that carries its offset, loaded as UTC;
+    documented as `date-time`."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.metadata = {"type": "string", "format": "date-time", **self.metadata}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, str):
+            raise ValidationError("Not a valid RFC 3339 date-time.")
+        try:
+            return parse_rfc3339(value)
+        except ValueError:
+            raise ValidationError(
+                "Not a valid RFC 3339 date-time with an offset (Z or ±hh:mm), "
+                "in years 1 to 9999 UTC."
+            ) from None
+
+
+class TagList(fields.Field):
+    """Tags: each trimmed, 1 to 50 code points (counted after trimming, before
+    lower-casing), then lower-cased (Unicode lower case, not case folding);
+    duplicates collapse to the first; at most 20 after that. Errors are one
+    flat list under `tags`, as the error shape wants."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.metadata = {
+            "type": "array",
+            "items": {"type": "string", "minLength": 1, "maxLength": TAG_MAX_LENGTH},
+            "maxItems": TAGS_PER_TASK,
+            **self.metadata,
+        }
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, list):
+            raise ValidationError("Must be a list of strings.")
+        names: list[str] = []
+        for item in value:
+            names.append(normalize_tag(item))
+        unique = list(dict.fromkeys(names))
+        if len(unique) > TAGS_PER_TASK:
+            raise ValidationError(f"At most {TAGS_PER_TASK} tags.")
+        return unique
+
+
+def normalize_tag(value: Any) -> str:
+    """A tag as stored and compared: trimmed and lower-cased; ValidationError
+    for anything that is not a 1 to 50 code point string."""
+    if not isinstance(value, str):
+        raise ValidationError("Each tag must be a string.")
+    if "\x00" in value:
+        raise ValidationError("Tags must not contain NUL characters.")
+    trimmed = value.strip()
+    if not 1 <= len(trimmed) <= TAG_MAX_LENGTH:  # code points
+        raise ValidationError(f"Each tag must be 1 to {TAG_MAX_LENGTH} characters after trimming.")
+    return trimmed.lower()
+
+
+class TagFilter(fields.List):
+    """The repeatable `tag` of a listing: each normalised as a task's tags
+    are, duplicates dropped; errors one flat list under `tag`."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(fields.String(), **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        values = value if isinstance(value, list) else [value]
+        return list(dict.fromkeys(normalize_tag(item) for item in values))
 
 
 def _not_blank(what: str) -> validate.Validator:
@@ -167,6 +279,9 @@ class _TaskFields(BodySchema):
     description = Text(allow_none=True, validate=validate.Length(max=DESCRIPTION_MAX_LENGTH))
     completed = StrictBoolean()
     status = fields.String(validate=validate.OneOf(STATUSES))
+    priority = fields.String(validate=validate.OneOf(PRIORITIES))
+    due_at = OffsetDateTime(allow_none=True, metadata={"example": "2026-12-24T18:00:00Z"})
+    tags = TagList(metadata={"example": ["home", "errands"]})
 
     @validates_schema
     def completed_matches_status(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -196,6 +311,9 @@ class TaskCreate(_TaskFields):
     def apply_defaults(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         data.setdefault("description", None)
         data.setdefault("completed", False)
+        data.setdefault("priority", DEFAULT_PRIORITY)
+        data.setdefault("due_at", None)
+        data.setdefault("tags", [])
         return data
 
 
@@ -218,8 +336,18 @@ class TaskOut(Schema):
     description = fields.String(required=True, allow_none=True)
     completed = fields.Boolean(required=True)
     status = fields.String(required=True, metadata={"enum": list(STATUSES)})
+    priority = fields.String(required=True, metadata={"enum": list(PRIORITIES)})
+    due_at = UtcTimestamp(required=True, allow_none=True)
+    tags = fields.List(fields.String(), required=True)
     created_at = UtcTimestamp(required=True)
     updated_at = UtcTimestamp(required=True)
+
+
+class TagCountOut(Schema):
+    tag = fields.String(required=True)
+    count = fields.Integer(
+        required=True, metadata={"minimum": 1, "description": "Tasks carrying the tag."}
+    )
 
 
 class TaskListArgs(Schema):
@@ -230,6 +358,16 @@ class TaskListArgs(Schema):
     # The strings true/false only: marshmallow's Boolean also takes 1, yes, on.
     completed = fields.String(validate=validate.OneOf(("true", "false")))
     q = Text(metadata={"description": "Case-insensitive substring of title or description."})
+    priority = fields.String(validate=validate.OneOf(PRIORITIES))
+    tag = TagFilter(
+        metadata={"description": "Tasks carrying every tag given (compared lower-cased)."},
+    )
+    due_before = OffsetDateTime(metadata={"description": "`due_at` before this instant."})
+    due_after = OffsetDateTime(metadata={"description": "`due_at` at or after this instant."})
+    overdue = fields.String(
+        validate=validate.OneOf(("true", "false")),
+        metadata={"description": "`true`: not completed and due before now; `false`: the rest."},
+    )
     sort = fields.String(load_default="-created_at", validate=validate.OneOf(SORTS))
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
     page_size = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))

@@ -8,6 +8,9 @@
   bookkeeping. The hot ones are `Prebuilt` (prebuilt.py).
 - A batch job of several statements (seeding, purging, migrations):
   `transaction(engine)`, all or nothing.
+- The few request writes of several statements (a task with its tags, an
+  idempotent create): `retried_transaction(work)`, all or nothing, retried
+  when PostgreSQL broke a deadlock by aborting it.
 
 And the pool's health: `ping_idle_connections` finds dead pooled connections
 before a request does.
@@ -17,13 +20,13 @@ from __future__ import annotations
 
 import select
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Flask, g
 from sqlalchemy import Connection, Engine, event
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 
 from .. import request_keys
 from ..extensions import db
@@ -63,6 +66,28 @@ def transaction(engine: Engine) -> Iterator[Connection]:
         conn = conn.execution_options(isolation_level=level)
         with conn.begin():
             yield conn
+
+
+T = TypeVar("T")
+
+# PostgreSQL aborted the transaction to break a deadlock, or to keep a
+# serializable order: running it again is the documented answer.
+_RETRYABLE_SQLSTATES = {"40P01", "40001"}
+_TRANSACTION_ATTEMPTS = 3
+
+
+def retried_transaction(work: Callable[[Connection], T]) -> T:
+    """Run `work` in one transaction of its own (all or nothing), again from
+    the start when the database aborted it for a deadlock."""
+    for attempt in range(1, _TRANSACTION_ATTEMPTS + 1):
+        try:
+            with transaction(db.engine) as conn:
+                return work(conn)
+        except DBAPIError as exc:
+            state = getattr(exc.orig, "pgcode", None)
+            if state not in _RETRYABLE_SQLSTATES or attempt == _TRANSACTION_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _hung_up(dbapi_connection: Any) -> bool:

@@ -7,6 +7,10 @@
   strictly increasing `updated_at` values in commit order (API.md, Tasks).
 - `unicode_lower(expr)`: Unicode lower-casing (SQLite's `lower()` is ASCII only).
 - `code_point_order(expr)`: sort strings by code point whatever the locale.
+- `task_tag_list(task_id)`: a task's tags, in their order, as a list.
+- `current_xmin()`: the change feed's horizon of settled transactions
+  (migration 0003): PostgreSQL's snapshot xmin; on SQLite, where one writer
+  at a time commits in order, every change is settled.
 - SQLite connections: foreign keys on and WAL, so that readers never wait
   for a writer; the engine runs in autocommit (every write is one
   statement), and an explicit transaction takes the write lock at
@@ -21,7 +25,8 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import DateTime, event
+import orjson
+from sqlalchemy import BigInteger, DateTime, event
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -159,6 +164,65 @@ def _in_subquery_default(element: in_subquery, compiler: SQLCompiler, **kw: Any)
 def _in_subquery_pg(element: in_subquery, compiler: SQLCompiler, **kw: Any) -> str:
     column, subquery = element.clauses
     return f"{compiler.process(column, **kw)} = ANY(ARRAY({compiler.process(subquery, **kw)}))"
+
+
+class TagList(TypeDecorator[list[str]]):
+    """A list of tag names: a PostgreSQL text array, or SQLite's JSON array text."""
+
+    impl = String()
+    cache_ok = True
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> list[str]:
+        if isinstance(value, str):
+            names: list[str] = orjson.loads(value)
+            return names
+        return list(value or ())
+
+
+class task_tag_list(FunctionElement[list[str]]):  # noqa: N801
+    """The tags of the task of the statement's row (`tasks.id`), in the order
+    given. The id is written out qualified: SQLite renders RETURNING columns
+    unqualified, and a bare `id` inside the subquery would name `tags.id`."""
+
+    type = TagList()
+    inherit_cache = True
+
+
+_TAGS_OF_TASK = (
+    "SELECT tags.name FROM task_tags JOIN tags ON tags.id = task_tags.tag_id "
+    "WHERE task_tags.task_id = tasks.id ORDER BY task_tags.position"
+)
+
+
+_TAG_ARRAY_SQLITE = "(SELECT json_group_array(name) FROM (" + _TAGS_OF_TASK + "))"  # noqa: S608 (constant)
+
+
+@compiles(task_tag_list, "postgresql")
+def _task_tag_list_pg(element: task_tag_list, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"ARRAY({_TAGS_OF_TASK})"
+
+
+@compiles(task_tag_list, "sqlite")
+def _task_tag_list_sqlite(element: task_tag_list, compiler: SQLCompiler, **kw: Any) -> str:
+    return _TAG_ARRAY_SQLITE
+
+
+class current_xmin(FunctionElement[int]):  # noqa: N801
+    """Every change of a transaction with a smaller id is settled: committed
+    or rolled back, never to appear later (see migration 0003)."""
+
+    type = BigInteger()
+    inherit_cache = True
+
+
+@compiles(current_xmin, "postgresql")
+def _current_xmin_pg(element: current_xmin, compiler: SQLCompiler, **kw: Any) -> str:
+    return "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+
+
+@compiles(current_xmin, "sqlite")
+def _current_xmin_sqlite(element: current_xmin, compiler: SQLCompiler, **kw: Any) -> str:
+    return "9223372036854775807"
 
 
 class code_point_order(FunctionElement[str]):  # noqa: N801

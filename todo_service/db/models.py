@@ -9,12 +9,15 @@ from datetime import datetime
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     SmallInteger,
     String,
     Text,
+    UniqueConstraint,
     false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -26,6 +29,12 @@ EMAIL_MAX_LENGTH = 254
 NAME_MAX_LENGTH = 255
 TITLE_MAX_LENGTH = 255
 DESCRIPTION_MAX_LENGTH = 10_000
+PRIORITIES = ("low", "medium", "high")
+DEFAULT_PRIORITY = "medium"
+TAG_MAX_LENGTH = 50  # code points, counted after trimming and before lower-casing
+TAGS_PER_TASK = 20
+# A tag id: BIGINT, but SQLite only auto-numbers a column declared INTEGER.
+TAG_ID = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class User(db.Model):  # type: ignore[name-defined]
@@ -48,6 +57,16 @@ class Task(db.Model):  # type: ignore[name-defined]
     __table_args__ = (
         # One user's tasks, newest first: listing and deep pages (index only).
         Index("ix_tasks_user_id_created_at_id", "user_id", "created_at", "id"),
+        # The change feed in order, and the newest change for list ETags.
+        Index(
+            "ix_tasks_user_id_change_xid_change_seq_id",
+            "user_id",
+            "change_xid",
+            "change_seq",
+            "id",
+        ),
+        # Due-date filters and sorts.
+        Index("ix_tasks_user_id_due_at_id", "user_id", "due_at", "id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -57,6 +76,99 @@ class Task(db.Model):  # type: ignore[name-defined]
     completed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    priority: Mapped[str] = mapped_column(
+        String(6),
+        CheckConstraint("priority IN ('low', 'medium', 'high')", name="priority"),
+        server_default=DEFAULT_PRIORITY,
+    )
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The task's place in the change feed, set by a trigger on every insert
+    # and real change (migration 0003); never written by the application.
+    change_xid: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    change_seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
+
+
+class Tag(db.Model):  # type: ignore[name-defined]
+    """One of a user's tags. `task_count` (how many of the user's tasks carry
+    it) is kept by triggers on `task_tags`; never written by the application."""
+
+    __tablename__ = "tags"
+    __table_args__ = (UniqueConstraint("user_id", "name"),)
+
+    id: Mapped[int] = mapped_column(TAG_ID, Identity(), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # Lower-cased: up to 50 code points before, a few more after.
+    name: Mapped[str] = mapped_column(Text)
+    task_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class TaskTag(db.Model):  # type: ignore[name-defined]
+    """A task carries a tag; `position` keeps the order the tags were given in."""
+
+    __tablename__ = "task_tags"
+    __table_args__ = (
+        # "Tasks of this user with every one of these tags": from a tag to its tasks.
+        Index("ix_task_tags_tag_id_task_id", "tag_id", "task_id"),
+    )
+
+    task_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag_id: Mapped[int] = mapped_column(
+        TAG_ID, ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(SmallInteger)
+
+
+class TaskTombstone(db.Model):  # type: ignore[name-defined]
+    """A deleted task, for the change feed: written by a trigger on `tasks`,
+    removed by `flask purge` after 30 days."""
+
+    __tablename__ = "task_tombstones"
+    __table_args__ = (
+        Index(
+            "ix_task_tombstones_user_id_change_xid_change_seq",
+            "user_id",
+            "change_xid",
+            "change_seq",
+        ),
+    )
+
+    task_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    change_xid: Mapped[int] = mapped_column(BigInteger)
+    change_seq: Mapped[int] = mapped_column(BigInteger)
+    deleted_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class SyncHorizon(db.Model):  # type: ignore[name-defined]
+    """The newest change position of a user whose tombstone has been purged:
+    a sync cursor before it may have missed a deletion (410)."""
+
+    __tablename__ = "sync_horizons"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    change_xid: Mapped[int] = mapped_column(BigInteger)
+    change_seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class IdempotencyKey(db.Model):  # type: ignore[name-defined]
+    """A POST made with an `Idempotency-Key`: the request's fingerprint and,
+    once it succeeded, its answer (status NULL while the first is running)."""
+
+    __tablename__ = "idempotency_keys"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None] = mapped_column(SmallInteger)
+    response_body: Mapped[str | None] = mapped_column(Text)
+    location: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
 
 class RevokedToken(db.Model):  # type: ignore[name-defined]

@@ -15,6 +15,7 @@ from flask_jwt_extended import jwt_required
 
 from ..schemas import (
     CompleteIn,
+    TagCountOut,
     TaskCreate,
     TaskListArgs,
     TaskOut,
@@ -22,7 +23,7 @@ from ..schemas import (
     TaskReplace,
 )
 from ..security import checked_in_statement, defer_token_check, resolve_owner
-from ..services import tasks
+from ..services import tags, tasks
 from ..services.task_fields import task_payload
 from .common import BEARER, ApiBlueprint, json_response, load_optional_body
 from .pagination import PAGINATION_HEADERS_DOC, pagination_headers
@@ -89,6 +90,11 @@ def _list_query(args: dict[str, Any]) -> tasks.ListQuery:
         completed=None if "completed" not in args else args["completed"] == "true",
         status=args.get("status"),
         q=args.get("q") or None,
+        priority=args.get("priority"),
+        tags=tuple(args.get("tag", ())),
+        due_before=args.get("due_before"),
+        due_after=args.get("due_after"),
+        overdue=None if "overdue" not in args else args["overdue"] == "true",
         sort=args["sort"],
         page=args["page"],
         page_size=args["page_size"],
@@ -169,3 +175,18 @@ class TaskCompletion(_TaskView):
             owner_id=owner, task_id=task_id, value=value, token=defer_token_check()
         )
         return json_response(task_payload(row))
+
+
+@blp.route("/<user_ref:user_id>/tags")
+class TagCollection(_TaskView):
+    @blp.response(200, TagCountOut(many=True))
+    @blp.errors(401, 403, 404, 503)
+    @blp.doc(operationId="listTags", security=BEARER)
+    def get(self, user_id: uuid.UUID | str) -> Any:
+        """List your tags
+
+        Every tag your tasks carry, with the number of tasks carrying it
+        (completed ones too), ordered by code point. Not paginated.
+        """
+        owner = resolve_owner(user_id)
+        return json_response(tags.list_tags(owner_id=owner, token=defer_token_check()))

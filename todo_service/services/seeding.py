@@ -29,7 +29,7 @@ from ..db.connections import transaction
 from ..db.dialects import utcnow
 from ..db.models import Task, User
 from ..extensions import db
-from .task_fields import STORED_FIELDS
+from .task_fields import COLUMN_FIELDS
 
 DEMO_PASSWORD = "demo-password"  # noqa: S105 (the published demo login)
 DEMO_DOMAIN = "example.com"  # reserved for examples (RFC 2606): never a real inbox
@@ -49,7 +49,7 @@ _ANALYZE_AFTER = 10_000  # fresh planner statistics after a big load (PostgreSQL
 
 # Every stored field of a task (task_fields.py): one the seeder does not fill
 # is written as NULL.
-_COPY_SQL = f"COPY tasks ({', '.join(STORED_FIELDS)}) FROM STDIN WITH (FORMAT csv)"
+_COPY_SQL = f"COPY tasks ({', '.join(COLUMN_FIELDS)}) FROM STDIN WITH (FORMAT csv)"
 
 Progress = Callable[[int], AbstractContextManager[Callable[[int], object]]]
 """Given the number of tasks to write, a context yielding `advance(n)`."""
@@ -279,11 +279,12 @@ def _copy_tasks(
                         "title": titles[title],
                         "description": descriptions[description],
                         "completed": "t" if completed else "f",
+                        "priority": "medium",
                         "created_at": created_at,
                         "updated_at": updated_at,
                     }
                     # An unquoted empty field is NULL.
-                    lines.append(",".join([row.get(name, "") for name in STORED_FIELDS]) + "\n")
+                    lines.append(",".join([row.get(name, "") for name in COLUMN_FIELDS]) + "\n")
                 yield "".join(lines)
                 advance(len(batch))
 

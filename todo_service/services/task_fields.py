@@ -1,11 +1,16 @@
 """The task's fields, in one place.
 
 `TASK_FIELDS` lists what a task stores, in the order of its representation
-(API.md, Tasks). Everything else is made from it: the columns that SELECT
-and RETURNING read (`SELECTED_COLUMNS`), the fields a client may write
-(`WRITABLE_FIELDS`: create, replace and patch), the INSERT's columns, the
-JSON payload (`task_payload`) and the columns `flask seed` fills. A new
-column takes the model, a migration, the schemas and one line here.
+(API.md, Tasks and Version 1.1). Everything else is made from it: the columns
+that SELECT and RETURNING read (`SELECTED_COLUMNS`), the fields a client may
+write (`WRITABLE_FIELDS`: create, replace and patch), the INSERT's columns
+(`COLUMN_FIELDS`), the JSON payload (`task_payload`) and the columns `flask
+seed` fills. A new column takes the model, a migration, the schemas and one
+line here.
+
+`tags` is a field of the task but not a column of `tasks`: it lives in
+`tags`/`task_tags` (services/tags.py writes it) and is read by a subquery
+(`db.dialects.task_tag_list`).
 
 Every statement returns a task as the database's text (ids and timestamps
 formatted by the database, see `db.dialects`), so every endpoint answers
@@ -20,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Uuid
 
-from ..db.dialects import UTCDateTime, rfc3339_text, uuid_text
+from ..db.dialects import UTCDateTime, rfc3339_text, task_tag_list, uuid_text
 from ..db.models import Task
 
 
@@ -28,11 +33,14 @@ from ..db.models import Task
 class TaskField:
     name: str
     writable: bool = False  # set by the client; otherwise by the service
+    column: bool = True  # a column of `tasks`; `tags` is not
 
     def selected(self) -> ColumnElement[Any]:
         """How statements read the field. Ids and timestamps come back as
         text: they are only ever serialised, and making UUID and datetime
         objects of them (four per row) would be wasted work."""
+        if self.name == "tags":
+            return task_tag_list().label(self.name)
         column = Task.__table__.c[self.name]
         if isinstance(column.type, Uuid):
             return uuid_text(column).label(self.name)
@@ -47,12 +55,17 @@ TASK_FIELDS = (
     TaskField("title", writable=True),
     TaskField("description", writable=True),
     TaskField("completed", writable=True),
+    TaskField("priority", writable=True),
+    TaskField("due_at", writable=True),
+    TaskField("tags", writable=True, column=False),
     TaskField("created_at"),
     TaskField("updated_at"),
 )
 
 STORED_FIELDS = tuple(field.name for field in TASK_FIELDS)
+COLUMN_FIELDS = tuple(field.name for field in TASK_FIELDS if field.column)
 WRITABLE_FIELDS = tuple(field.name for field in TASK_FIELDS if field.writable)
+WRITABLE_COLUMNS = tuple(name for name in WRITABLE_FIELDS if name in COLUMN_FIELDS)
 SELECTED_COLUMNS = tuple(field.selected() for field in TASK_FIELDS)
 
 

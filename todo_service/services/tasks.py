@@ -4,7 +4,9 @@ task is simply not found (404, never 403: ids cannot be probed).
 Each operation is one statement, atomic on its own, run on the request's
 autocommit connection (`db/connections.py`). The statements are built once with
 bound parameters and compiled once (`db/prebuilt.py`), so a request spends no
-time composing or compiling SQL.
+time composing or compiling SQL. A write that sets tags is the exception: the
+task row and its links are written in one transaction of their own
+(`retried_transaction`).
 """
 
 from __future__ import annotations
@@ -12,38 +14,73 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, NoReturn
 
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
+    Connection,
     Integer,
     String,
     and_,
     bindparam,
     case,
     delete,
+    exists,
+    false,
     func,
     insert,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.exc import IntegrityError
 
-from ..db.connections import connection
-from ..db.dialects import code_point_order, in_subquery, next_timestamp, unicode_lower, utcnow
-from ..db.models import Task, TaskCount
+from ..db.connections import connection, retried_transaction
+from ..db.dialects import (
+    UTCDateTime,
+    code_point_order,
+    in_subquery,
+    next_timestamp,
+    task_tag_list,
+    unicode_lower,
+    utcnow,
+)
+from ..db.models import Tag, Task, TaskCount, TaskTag
 from ..db.prebuilt import Prebuilt
 from ..errors import TaskNotFound, Unauthorized
 from . import tokens
-from .task_fields import SELECTED_COLUMNS, STORED_FIELDS, WRITABLE_FIELDS
+from .tags import replace_task_tags
+from .task_fields import COLUMN_FIELDS, SELECTED_COLUMNS, WRITABLE_COLUMNS
 
-_SORT_KEYS = {
+# Sort keys, each ascending; `-key` reverses it. Tasks without a due date
+# come last in both directions of `due_at`; `-priority` is high first.
+_PRIORITY_RANK = case({"low": 0, "medium": 1, "high": 2}, value=Task.priority)
+_SORT_KEYS: dict[str, Any] = {
     "created_at": Task.created_at,
     "updated_at": Task.updated_at,
     "title": code_point_order(Task.title),
+    "due_at": Task.due_at,
+    "priority": _PRIORITY_RANK,
 }
+
+
+def _sort_order(sort: str) -> tuple[Any, ...]:
+    """ORDER BY for `sort`; ties broken by id in the same direction, so pages
+    never overlap or skip."""
+    descending = sort.startswith("-")
+    key = _SORT_KEYS[sort.lstrip("-")]
+    if descending:
+        order: tuple[Any, ...] = (key.desc(), Task.id.desc())
+    else:
+        order = (key.asc(), Task.id.asc())
+    if sort.lstrip("-") == "due_at":
+        order = (order[0].nulls_last(), order[1])
+    return order
+
 
 # Every statement below also carries the caller's token check
 # (`tokens.still_valid()`): one round trip answers both "is the token still
@@ -63,25 +100,123 @@ class ListQuery:
     completed: bool | None = None
     status: str | None = None  # "pending" or "completed"
     q: str | None = None
+    priority: str | None = None
+    tags: tuple[str, ...] = ()  # normalised, distinct
+    due_before: datetime | None = None
+    due_after: datetime | None = None
+    overdue: bool | None = None
     sort: str = "-created_at"
     page: int = 1
     page_size: int = 100
+
+    def filters(self) -> _Filters:
+        """Which conditions the statement has: its shape, not its values."""
+        return _Filters(
+            completed=self.completed is not None,
+            status=self.status is not None,
+            search=bool(self.q),
+            priority=self.priority is not None,
+            tags=len(self.tags),
+            due_before=self.due_before is not None,
+            due_after=self.due_after is not None,
+            overdue=self.overdue,
+        )
+
+    def params(self) -> dict[str, Any]:
+        """The values of those conditions, by bound parameter name."""
+        params: dict[str, Any] = {}
+        if self.completed is not None:
+            params["completed"] = self.completed
+        if self.status is not None:
+            params["status_completed"] = self.status == "completed"
+        if self.q:
+            params["pattern"] = f"%{_escape_like(self.q)}%"
+        if self.priority is not None:
+            params["priority"] = self.priority
+        for number, tag in enumerate(self.tags):
+            params[f"tag_{number}"] = tag
+        if self.due_before is not None:
+            params["due_before"] = self.due_before
+        if self.due_after is not None:
+            params["due_after"] = self.due_after
+        if self.overdue is not None:
+            params["now"] = utcnow()  # "before now" is strict, by the server's clock
+        return params
+
+
+@dataclass(frozen=True)
+class _Filters:
+    completed: bool = False
+    status: bool = False
+    search: bool = False
+    priority: bool = False
+    tags: int = 0
+    due_before: bool = False
+    due_after: bool = False
+    overdue: bool | None = None
+
+    @property
+    def counted(self) -> bool:
+        """Whether the trigger-kept counts give the exact total: only
+        `completed` and `status` filter, or none."""
+        return not (
+            self.search
+            or self.priority
+            or self.tags
+            or self.due_before
+            or self.due_after
+            or self.overdue is not None
+        )
 
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _conditions(*, completed: bool, status: bool, search: bool) -> list[ColumnElement[bool]]:
+def _carries_tag(number: int) -> ColumnElement[bool]:
+    """The task carries the owner's tag bound as `tag_{number}`."""
+    return exists().where(
+        TaskTag.task_id == Task.id,
+        TaskTag.tag_id
+        == select(Tag.id)
+        .where(Tag.user_id == bindparam("owner_id"), Tag.name == bindparam(f"tag_{number}"))
+        .scalar_subquery(),
+    )
+
+
+def _overdue() -> ColumnElement[bool]:
+    return and_(Task.completed.is_(false()), Task.due_at < bindparam("now", type_=UTCDateTime()))
+
+
+def _conditions(filters: _Filters) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = [
         Task.user_id == bindparam("owner_id"),
         tokens.still_valid(),
     ]
-    if completed:
+    if filters.completed:
         conditions.append(Task.completed == bindparam("completed"))
-    if status:
+    if filters.status:
         conditions.append(Task.completed == bindparam("status_completed"))
-    if search:
+    if filters.priority:
+        conditions.append(Task.priority == bindparam("priority"))
+    conditions.extend(_carries_tag(number) for number in range(filters.tags))
+    if filters.due_before:
+        conditions.append(Task.due_at < bindparam("due_before", type_=UTCDateTime()))
+    if filters.due_after:
+        conditions.append(Task.due_at >= bindparam("due_after", type_=UTCDateTime()))
+    if filters.overdue is True:
+        conditions.append(_overdue())
+    elif filters.overdue is False:
+        # The exact complement, NULL due dates included (a NULL comparison is
+        # neither true nor false).
+        conditions.append(
+            or_(
+                Task.completed.is_(true()),
+                Task.due_at.is_(None),
+                Task.due_at >= bindparam("now", type_=UTCDateTime()),
+            )
+        )
+    if filters.search:
         # Literal, case-insensitive substring (API.md, Search).
         # Folded by the same function as the columns (Python's and PostgreSQL's
         # lower() disagree on a few characters).
@@ -106,8 +241,8 @@ _COUNTS = Prebuilt(_COUNTS_QUERY)
 _DEEP_OFFSET = 500
 
 
-@lru_cache(maxsize=128)
-def _page_statement(sort: str, completed: bool, status: bool, search: bool, deep: bool) -> Prebuilt:
+@lru_cache(maxsize=256)
+def _page_statement(sort: str, filters: _Filters, deep: bool) -> Prebuilt:
     """The page's rows in order, the user's counts riding along.
 
     The page is found on ids alone, and only its rows are then fetched (a
@@ -115,13 +250,10 @@ def _page_statement(sort: str, completed: bool, status: bool, search: bool, deep
     the index on (user_id, created_at, id) is much cheaper than skipping whole
     rows and formatting their columns. Near the top a direct read is cheaper.
     """
-    descending = sort.startswith("-")
-    key = _SORT_KEYS[sort.lstrip("-")]
-    # Ties broken by id in the same direction, so pages never overlap or skip.
-    order = (key.desc(), Task.id.desc()) if descending else (key.asc(), Task.id.asc())
-    conditions = _conditions(completed=completed, status=status, search=search)
+    order = _sort_order(sort)
+    conditions = _conditions(filters)
     columns: list[Any] = list(SELECTED_COLUMNS)
-    if not search:
+    if filters.counted:
         # The counts ride along with the page: one round trip instead of two.
         columns += [
             _COUNTS_QUERY.with_only_columns(_COUNTS_QUERY.selected_columns[0])
@@ -150,9 +282,9 @@ def _page_statement(sort: str, completed: bool, status: bool, search: bool, deep
     return Prebuilt(select(*columns).where(in_subquery(Task.id, page_ids)).order_by(*order))
 
 
-@lru_cache(maxsize=8)
-def _match_count_statement(completed: bool, status: bool) -> Prebuilt:
-    conditions = _conditions(completed=completed, status=status, search=True)
+@lru_cache(maxsize=256)
+def _match_count_statement(filters: _Filters) -> Prebuilt:
+    conditions = _conditions(filters)
     return Prebuilt(select(func.count().label("total")).select_from(Task).where(*conditions))
 
 
@@ -165,21 +297,16 @@ def list_tasks(
         "limit": query.page_size,
         "offset": (query.page - 1) * query.page_size,
         **token.params(),
+        **query.params(),
     }
-    if query.completed is not None:
-        params["completed"] = query.completed
-    if query.status is not None:
-        params["status_completed"] = query.status == "completed"
-    if query.q:
-        params["pattern"] = f"%{_escape_like(query.q)}%"
-    flags = (query.completed is not None, query.status is not None, bool(query.q))
+    filters = query.filters()
     conn = connection()
     deep = params["offset"] >= _DEEP_OFFSET
-    rows = _page_statement(query.sort, *flags, deep).execute(conn, params).rows
+    rows = _page_statement(query.sort, filters, deep).execute(conn, params).rows
     if not rows:  # an empty page, or a token no longer good
         tokens.ensure_valid(token)
-    if query.q:
-        total = _match_count_statement(*flags[:2]).execute(conn, params).rows[0]["total"]
+    if not filters.counted:
+        total = _match_count_statement(filters).execute(conn, params).rows[0]["total"]
     elif rows:
         total = _total_from_counts(query, (rows[0]["_total"], rows[0]["_completed"]))
     else:  # an empty page carries no counts: ask for them
@@ -211,9 +338,9 @@ def _total_from_counts(query: ListQuery, counts: Any) -> int:
 _CREATE = Prebuilt(
     insert(Task)
     .from_select(
-        list(STORED_FIELDS),
+        list(COLUMN_FIELDS),
         select(
-            *(bindparam(f"new_{name}", type_=Task.__table__.c[name].type) for name in STORED_FIELDS)
+            *(bindparam(f"new_{name}", type_=Task.__table__.c[name].type) for name in COLUMN_FIELDS)
         ).where(tokens.still_valid()),
     )
     .returning(*SELECTED_COLUMNS)
@@ -228,13 +355,26 @@ def create_task(
     values = {
         "id": uuid.uuid4(),
         "user_id": owner_id,
-        **{name: fields[name] for name in WRITABLE_FIELDS},
+        **{name: fields[name] for name in WRITABLE_COLUMNS},
         "created_at": now,
         "updated_at": now,
     }
-    params = {f"new_{name}": values[name] for name in STORED_FIELDS}
+    params = {f"new_{name}": values[name] for name in COLUMN_FIELDS}
+    params.update(token.params())
+    tags: list[str] = fields["tags"]
+
+    def create_with_tags(conn: Connection) -> dict[str, Any] | None:
+        row = _CREATE.execute(conn, params).first()
+        if row is not None:
+            replace_task_tags(conn, owner_id=owner_id, task_id=values["id"], names=tags)
+            row["tags"] = list(tags)
+        return row
+
     try:
-        row = _CREATE.execute(connection(), {**params, **token.params()}).first()
+        if tags:
+            row = retried_transaction(create_with_tags)
+        else:
+            row = _CREATE.execute(connection(), params).first()
     except IntegrityError:
         # PostgreSQL: the account was deleted after this statement's snapshot
         # saw it; the foreign key refuses the row.
@@ -258,15 +398,17 @@ def get_task(
     return row
 
 
-@lru_cache(maxsize=16)
-def _update_statement(fields: tuple[str, ...]) -> Prebuilt:
+@lru_cache(maxsize=64)
+def _update_statement(fields: tuple[str, ...], with_tags: bool = False) -> Prebuilt:
     """UPDATE of `fields` in one statement. `updated_at` moves only when a
-    value really changes, and then to a value strictly later than the one it
+    value really changes (or, `with_tags`, when the bound `tags_changed` says
+    the tags did), and then to a value strictly later than the one it
     replaces (`next_timestamp`), also when concurrent updates commit within
     one clock tick."""
-    really_changed = or_(
-        *(getattr(Task, name).is_distinct_from(bindparam(f"new_{name}")) for name in fields)
-    )
+    changes = [getattr(Task, name).is_distinct_from(bindparam(f"new_{name}")) for name in fields]
+    if with_tags:
+        changes.append(bindparam("tags_changed", type_=Boolean()))
+    really_changed = or_(*changes)
     new_values: dict[str, Any] = {name: bindparam(f"new_{name}") for name in fields}
     new_values["updated_at"] = case(
         (really_changed, next_timestamp(Task.updated_at)), else_=Task.updated_at
@@ -282,12 +424,47 @@ def update_task(
     token: tokens.TokenCheck,
 ) -> dict[str, Any]:
     """Apply `changes` (any of the writable fields)."""
-    fields = tuple(name for name in WRITABLE_FIELDS if name in changes)
-    if not fields:
-        return get_task(owner_id=owner_id, task_id=task_id, token=token)
+    fields = tuple(name for name in WRITABLE_COLUMNS if name in changes)
     params = {"task_id": task_id, "owner_id": owner_id, **token.params()}
     params.update({f"new_{name}": changes[name] for name in fields})
+    if "tags" in changes:
+        return _update_with_tags(fields, params, changes["tags"], token)
+    if not fields:
+        return get_task(owner_id=owner_id, task_id=task_id, token=token)
     return _returning_one(_update_statement(fields), params, token)
+
+
+# The task's current tags, its row locked for the rest of the transaction.
+_LOCK_OWNED = Prebuilt(
+    select(task_tag_list().label("tags")).where(_OWNED_TASK).with_for_update(of=Task)
+)
+
+
+def _update_with_tags(
+    fields: tuple[str, ...],
+    params: dict[str, Any],
+    tags: list[str],
+    token: tokens.TokenCheck,
+) -> dict[str, Any]:
+    """The columns and the tags in one transaction; the task row is locked
+    first, so concurrent tag writes of one task take turns."""
+
+    def update(conn: Connection) -> dict[str, Any] | None:
+        locked = _LOCK_OWNED.execute(conn, params).first()
+        if locked is None:
+            return None
+        changed = locked["tags"] != tags
+        if changed:
+            replace_task_tags(
+                conn, owner_id=params["owner_id"], task_id=params["task_id"], names=tags
+            )
+        statement = _update_statement(fields, with_tags=True)
+        return statement.execute(conn, {**params, "tags_changed": changed}).first()
+
+    row = retried_transaction(update)
+    if row is None:
+        _not_found(token)
+    return row
 
 
 # The toggle is one atomic UPDATE: N concurrent toggles flip the task exactly N times.
