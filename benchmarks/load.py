@@ -3,7 +3,7 @@
 
     python3 benchmarks/load.py --url http://127.0.0.1:8000 [--tasks 10000] [--duration 10]
         [--connections 32] [--scenarios list_first,mixed] [--email E --password P]
-        [--seed api|none] [--wrk] [--cleanup] [--json FILE]
+        [--seed api|none] [--wrk] [--cleanup] [--full-sync] [--json FILE]
 
 Logs in a benchmark user (registering it the first time), tops its tasks up to
 --tasks through the API, then runs each scenario for --duration seconds over
@@ -16,6 +16,17 @@ The scenarios are those of the side-by-side harness (../shared/bench):
     create      POST a task
     toggle      PATCH .../complete without a body on a random task among the newest 100
     mixed       50 % list_first, 25 % get_one, 15 % toggle, 10 % create
+
+and those of contract 1.1:
+
+    list_revalidate  GET the first page with If-None-Match naming its ETag (a 304)
+    list_tag         GET the first page filtered by the user's most common tag
+    tags             GET /api/<user>/tags
+    changes_pull     GET .../tasks/changes after a cursor that is 10 changes old
+                     (set up by making 10 changes just before the scenario runs)
+
+--full-sync times an initial sync, following cursors in pages of 1,000 until
+has_more is false, and reports its total time and page latencies.
 
 Exit status: 0 when every response was a 2xx, 1 otherwise, 2 when setup failed.
 """
@@ -39,6 +50,10 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 SCENARIOS = ("list_first", "list_deep", "get_one", "create", "toggle", "mixed")
+SCENARIOS_1_1 = ("list_revalidate", "list_tag", "tags", "changes_pull")
+ALL_SCENARIOS = SCENARIOS + SCENARIOS_1_1
+SYNC_PAGE = 1000  # --full-sync's limit
+PULL_CHANGES = 10  # changes_pull: how old its cursor is
 PAGE_SIZE = 50
 ID_POOL = 100  # get_one and toggle pick among the user's newest tasks
 CREATED_TITLE = "load.py created"  # marks the write scenarios' rows for --cleanup
@@ -77,8 +92,14 @@ class Client:
         self.prefix = parts.path.rstrip("/")
         self.token = token
 
-    def send(self, method: str, path: str, body: bytes | None = None) -> tuple[int, Any, bytes]:
-        headers = {"Accept": "application/json"}
+    def send(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        extra_headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any, bytes]:
+        headers = {"Accept": "application/json", **(extra_headers or {})}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         if body is not None:
@@ -208,8 +229,92 @@ def cleanup(session: Session) -> int:
 # ---------------------------------------------------------------- the load
 
 
-def pick(scenario: str, rng: random.Random, path: str, ids: list[str], deep_page: int) -> Request:
-    """(method, path, body) of the next request of a scenario."""
+class Extras:
+    """What the 1.1 scenarios need, found once before they run."""
+
+    def __init__(self) -> None:
+        self.etag = ""  # the first page's ETag
+        self.tag = ""  # the user's most common tag
+        self.cursor = ""  # a change-feed cursor PULL_CHANGES changes old
+
+
+def prepare(scenario: str, session: Session, extras: Extras, ids: list[str]) -> None:
+    """Set up a 1.1 scenario just before it runs."""
+    if scenario == "list_revalidate":
+        session.token()
+        _, headers, _ = session.client.call("GET", f"{session.tasks_path}?page_size={PAGE_SIZE}")
+        extras.etag = headers["ETag"]
+    elif scenario == "list_tag":
+        session.token()
+        tags = session.client.call("GET", session.tasks_path.removesuffix("/tasks") + "/tags")[2]
+        if not tags:
+            raise SetupError("list_tag: the user's tasks carry no tags (flask seed gives some)")
+        extras.tag = max(tags, key=lambda entry: entry["count"])["tag"]
+    elif scenario == "changes_pull":
+        cursor = follow_changes(session, None, SYNC_PAGE)[0]
+        for task_id in ids[:PULL_CHANGES]:  # PULL_CHANGES changes after the cursor
+            session.client.call("PATCH", f"{session.tasks_path}/{task_id}/complete")
+        extras.cursor = cursor
+
+
+def follow_changes(
+    session: Session, since: str | None, limit: int, until_done: bool = True
+) -> tuple[str, list[float], int]:
+    """Follow the change feed from `since` (None: an initial sync) until has_more
+    is false: (the last cursor, each page's seconds, tasks and ids seen)."""
+    cursor, seconds, seen = since, [], 0
+    while True:
+        session.token()
+        query = f"limit={limit}" + (f"&since={quote(cursor)}" if cursor else "")
+        started = time.perf_counter()
+        _, _, page = session.client.call("GET", f"{session.tasks_path}/changes?{query}")
+        seconds.append(time.perf_counter() - started)
+        seen += len(page["changes"]) + len(page["deleted"])
+        cursor = page["cursor"]
+        if not page["has_more"] or not until_done:
+            return cursor, seconds, seen
+
+
+def full_sync(session: Session) -> Result:
+    """An initial sync in pages of SYNC_PAGE: total time and page latencies."""
+    started = time.perf_counter()
+    _, seconds, seen = follow_changes(session, None, SYNC_PAGE)
+    total = time.perf_counter() - started
+    ordered = sorted(seconds)
+    return {
+        "pages": len(seconds),
+        "items": seen,
+        "total_s": round(total, 2),
+        "page_p50_ms": round(1000 * ordered[len(ordered) // 2], 1),
+        "page_max_ms": round(1000 * ordered[-1], 1),
+    }
+
+
+def pick(
+    scenario: str,
+    rng: random.Random,
+    path: str,
+    ids: list[str],
+    deep_page: int,
+    extras: Extras | None = None,
+) -> tuple[str, str, bytes | None, dict[str, str]]:
+    """(method, path, body, headers) of the next request of a scenario."""
+    if scenario in SCENARIOS_1_1:
+        assert extras is not None
+        if scenario == "list_revalidate":
+            return "GET", f"{path}?page_size={PAGE_SIZE}", None, {"If-None-Match": extras.etag}
+        if scenario == "list_tag":
+            return "GET", f"{path}?page_size={PAGE_SIZE}&tag={quote(extras.tag)}", None, {}
+        if scenario == "tags":
+            return "GET", path.removesuffix("/tasks") + "/tags", None, {}
+        return "GET", f"{path}/changes?since={quote(extras.cursor)}", None, {}
+    return (*pick_v1(scenario, rng, path, ids, deep_page), {})
+
+
+def pick_v1(
+    scenario: str, rng: random.Random, path: str, ids: list[str], deep_page: int
+) -> Request:
+    """(method, path, body) of the next request of a version 1 scenario."""
     if scenario == "mixed":
         scenario = rng.choices(tuple(MIXED), tuple(MIXED.values()))[0]
     if scenario == "list_first":
@@ -223,7 +328,14 @@ def pick(scenario: str, rng: random.Random, path: str, ids: list[str], deep_page
     return "POST", path, CREATE_BODY
 
 
-def run_python(scenario: str, session: Session, opts: Options, ids: list[str], deep: int) -> Result:
+def expected(scenario: str, status: int) -> bool:
+    """A good answer: a 2xx, or the 304 that revalidation is after."""
+    return status == 304 if scenario == "list_revalidate" else 200 <= status < 300
+
+
+def run_python(
+    scenario: str, session: Session, opts: Options, ids: list[str], deep: int, extras: Extras
+) -> Result:
     """One thread per connection; each request timed from sending to its last byte read."""
     token, deadline = session.token(), time.perf_counter() + opts.duration
 
@@ -231,9 +343,9 @@ def run_python(scenario: str, session: Session, opts: Options, ids: list[str], d
         rng, client = random.Random(1000 + number), Client(session.url, token)
         latencies, statuses, errors = [], Counter[int](), 0
         while (start := time.perf_counter()) < deadline:
-            method, path, body = pick(scenario, rng, session.tasks_path, ids, deep)
+            method, path, body, headers = pick(scenario, rng, session.tasks_path, ids, deep, extras)
             try:
-                statuses[client.send(method, path, body)[0]] += 1
+                statuses[client.send(method, path, body, headers)[0]] += 1
                 latencies.append(time.perf_counter() - start)
             except NET_ERRORS:
                 errors += 1
@@ -254,14 +366,18 @@ def run_python(scenario: str, session: Session, opts: Options, ids: list[str], d
             f"p{p}_ms": round(1000 * latencies[int(p / 100 * len(latencies))], 3)
             for p in (50, 90, 99)
         },
-        "non2xx": sum(n for status, n in statuses.items() if not 200 <= status < 300),
+        "non2xx": sum(n for status, n in statuses.items() if not expected(scenario, status)),
         "status_429": statuses[429],
-        "non2xx_by_status": {s: n for s, n in sorted(statuses.items()) if not 200 <= s < 300},
+        "non2xx_by_status": {
+            s: n for s, n in sorted(statuses.items()) if not expected(scenario, s)
+        },
         "errors": sum(outcome[2] for outcome in outcomes),
     }
 
 
-def run_wrk(scenario: str, session: Session, opts: Options, ids: list[str], deep: int) -> Result:
+def run_wrk(
+    scenario: str, session: Session, opts: Options, ids: list[str], deep: int, extras: Extras
+) -> Result:
     """The same scenario driven by wrk and benchmarks/lua/scenario.lua."""
     parts, threads = urlsplit(opts.url), min(opts.connections, os.cpu_count() or 1)
     tasks_path, ids_csv = parts.path.rstrip("/") + session.tasks_path, ",".join(ids)
@@ -269,6 +385,7 @@ def run_wrk(scenario: str, session: Session, opts: Options, ids: list[str], deep
         *f"wrk -t {threads} -c {opts.connections} -d {opts.duration}s --timeout 10s".split(),
         *("-s", str(WRK_SCRIPT), f"{parts.scheme}://{parts.netloc}/", "--", scenario),
         *(tasks_path, session.token(), ids_csv, str(PAGE_SIZE), str(deep)),
+        *(extras.etag or "-", quote(extras.tag) or "-", quote(extras.cursor) or "-"),
     ]
     run = subprocess.run(command, capture_output=True, text=True, timeout=opts.duration + 60)
     line = next((x for x in run.stdout.splitlines() if x.startswith("LOAD_JSON ")), None)
@@ -300,18 +417,25 @@ def parse_args() -> Options:
     add("--tasks", type=int, default=10_000, help="tasks the benchmark user should hold")
     add("--duration", type=int, default=10, help="seconds per scenario")
     add("--connections", type=int, default=32, help="concurrent keep-alive connections")
-    add("--scenarios", default=",".join(SCENARIOS), help="comma-separated, from: %(default)s")
+    add(
+        "--scenarios",
+        default=",".join(SCENARIOS),
+        help=f"comma-separated, from: %(default)s, {','.join(SCENARIOS_1_1)}",
+    )
     add("--email", default=DEFAULT_EMAIL, help="benchmark user (registered if login fails)")
     add("--password", default=DEFAULT_PASSWORD)
     add("--seed", choices=("api", "none"), default="api", help="top tasks up through the API")
     add("--wrk", action="store_true", help="drive the load with wrk (must be on PATH)")
     add("--cleanup", action="store_true", help="delete the tasks that create and mixed added")
+    add("--full-sync", action="store_true", help="time an initial sync in pages of 1,000")
     add("--json", metavar="FILE", help="also write the results to FILE")
     opts = parser.parse_args()
     opts.scenarios = list(dict.fromkeys(n.strip() for n in opts.scenarios.split(",") if n.strip()))
-    unknown = set(opts.scenarios) - set(SCENARIOS)
+    unknown = set(opts.scenarios) - set(ALL_SCENARIOS)
     if unknown or not opts.scenarios:
-        parser.error(f"--scenarios: unknown {', '.join(sorted(unknown))}; choose from {SCENARIOS}")
+        parser.error(
+            f"--scenarios: unknown {', '.join(sorted(unknown))}; choose from {ALL_SCENARIOS}"
+        )
     if min(opts.tasks, opts.duration - 1, opts.connections - 1) < 0:
         parser.error("--tasks must be >= 0, --duration and --connections >= 1")
     if opts.wrk and not shutil.which("wrk"):
@@ -342,13 +466,25 @@ def main() -> int:
         log("The Python load generator is CPU-bound itself (one core: the GIL), so its req/s is a")
         log("floor, lower still on the server's own machine; --wrk measures the service.")
     run = run_wrk if opts.wrk else run_python
-    results = {scenario: run(scenario, session, opts, ids, deep) for scenario in opts.scenarios}
+    results, extras = {}, Extras()
+    for scenario in opts.scenarios:
+        prepare(scenario, session, extras, ids)
+        results[scenario] = run(scenario, session, opts, ids, deep, extras)
     report(results)
+    sync = full_sync(session) if opts.full_sync else None
+    if sync:
+        print(
+            f"\nfull sync: {sync['items']} items in {sync['pages']} pages of {SYNC_PAGE}, "
+            f"{sync['total_s']} s (page p50 {sync['page_p50_ms']} ms, max {sync['page_max_ms']} ms)"
+        )
 
     if opts.json:
         settings = {key: getattr(opts, key) for key in ("url", "duration", "connections", "wrk")}
         document = {**settings, "user_tasks": total, "page_size": PAGE_SIZE, "deep_page": deep}
-        Path(opts.json).write_text(json.dumps({**document, "results": results}, indent=2) + "\n")
+        document["results"] = results
+        if sync:
+            document["full_sync"] = sync
+        Path(opts.json).write_text(json.dumps(document, indent=2) + "\n")
     failed = sum(result["non2xx"] + result["errors"] for result in results.values())
     if failed:
         log(f"\nFAILED: {failed} non-2xx responses or connection errors.")
