@@ -162,8 +162,8 @@ def _is_token_refused(jwt_header: dict[str, Any], claims: dict[str, Any]) -> boo
 
 def _refuse_reuse(check: tokens.TokenCheck) -> None:
     """A refused refresh token (refresh tokens reach here only on the
-    refresh route): one rotated away before the grace period revokes its
-    family (API.md, Refresh token reuse)."""
+    refresh route): if it was rotated away the grace period or longer ago,
+    its family is revoked (API.md, Refresh token reuse)."""
     if tokens.refuse_reuse(jti=check.jti, **_reuse_policy()):
         log.warning(
             "refresh token reused after rotation: its family revoked",
