@@ -114,6 +114,9 @@ def test_default_database_is_a_sqlite_file_in_the_instance_folder(clean_env, tmp
         ({"JWT_REFRESH_TOKEN_DAYS": "soon"}, "JWT_REFRESH_TOKEN_DAYS"),
         ({"JWT_REFRESH_TOKEN_DAYS": "0"}, "JWT_REFRESH_TOKEN_DAYS"),
         ({"LOG_LEVEL": "loud"}, "LOG_LEVEL"),
+        ({"REFRESH_REUSE_GRACE_SECONDS": "soon"}, "REFRESH_REUSE_GRACE_SECONDS"),
+        ({"REFRESH_REUSE_GRACE_SECONDS": "-1"}, "REFRESH_REUSE_GRACE_SECONDS"),
+        ({"REFRESH_REUSE_GRACE_SECONDS": "2.5"}, "REFRESH_REUSE_GRACE_SECONDS"),
         ({"ARGON2_TIME_COST": "0"}, "ARGON2_TIME_COST"),
         ({"ARGON2_MEMORY_COST": "lots"}, "ARGON2_MEMORY_COST"),
         ({"DATABASE_PREPARED_STATEMENTS": "sometimes"}, "DATABASE_PREPARED_STATEMENTS"),
@@ -169,15 +172,22 @@ def test_defaults_apply_when_nothing_is_set():
     assert values["JWT_ACCESS_TOKEN_EXPIRES"] == timedelta(minutes=15)
     assert values["JWT_REFRESH_TOKEN_EXPIRES"] == timedelta(days=30)
     assert values["LOG_LEVEL"] == "INFO"
+    assert values["REFRESH_REUSE_GRACE_SECONDS"] == 10
     assert "JWT_SECRET_KEY" not in values
     assert "SQLALCHEMY_DATABASE_URI" not in values
 
 
 def test_blank_values_count_as_unset():
     values = Config.from_env(
-        {"JWT_ACCESS_TOKEN_MINUTES": "", "DATABASE_URL": "  ", "JWT_SECRET_KEY": ""}
+        {
+            "JWT_ACCESS_TOKEN_MINUTES": "",
+            "DATABASE_URL": "  ",
+            "JWT_SECRET_KEY": "",
+            "REFRESH_REUSE_GRACE_SECONDS": " ",
+        }
     )
     assert values["JWT_ACCESS_TOKEN_EXPIRES"] == timedelta(minutes=15)
+    assert values["REFRESH_REUSE_GRACE_SECONDS"] == 10
     assert "SQLALCHEMY_DATABASE_URI" not in values
     assert "JWT_SECRET_KEY" not in values
 
@@ -195,6 +205,12 @@ def test_good_values_are_parsed():
     assert values["JWT_REFRESH_TOKEN_EXPIRES"] == timedelta(days=2)
     assert values["LOG_LEVEL"] == "DEBUG"
     assert values["JWT_SECRET_KEY"] == "k" * 32
+
+
+@pytest.mark.parametrize(("given", "expected"), [("0", 0), ("3", 3), (" 120 ", 120)])
+def test_refresh_reuse_grace_is_whole_seconds_from_zero(given, expected):
+    values = Config.from_env({"REFRESH_REUSE_GRACE_SECONDS": given})
+    assert values["REFRESH_REUSE_GRACE_SECONDS"] == expected
 
 
 def test_postgres_engine_has_a_recycle_time_and_connect_timeout():

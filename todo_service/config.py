@@ -166,6 +166,10 @@ class Config:
     JWT_ALGORITHM = "HS256"
     JWT_ACCESS_TOKEN_EXPIRES = timedelta(minutes=15)
     JWT_REFRESH_TOKEN_EXPIRES = timedelta(days=30)
+    # A rotated-away refresh token presented again within this many seconds of
+    # its rotation is a plain 401 (a client's retry race); later, it revokes
+    # its whole family (API.md, Refresh token reuse). 0: any reuse does.
+    REFRESH_REUSE_GRACE_SECONDS = 10
 
     # argon2id cost; about 0.1 s a hash on a 2-core machine (README: login cost).
     ARGON2_TIME_COST = 3
@@ -224,6 +228,9 @@ class Config:
         values["JWT_ACCESS_TOKEN_EXPIRES"] = timedelta(minutes=access)
         values["JWT_REFRESH_TOKEN_EXPIRES"] = timedelta(
             days=_int(env, "JWT_REFRESH_TOKEN_DAYS", cls.JWT_REFRESH_TOKEN_EXPIRES.days, minimum=1)
+        )
+        values["REFRESH_REUSE_GRACE_SECONDS"] = _int(
+            env, "REFRESH_REUSE_GRACE_SECONDS", cls.REFRESH_REUSE_GRACE_SECONDS, minimum=0
         )
         values["ARGON2_TIME_COST"] = _int(env, "ARGON2_TIME_COST", cls.ARGON2_TIME_COST, minimum=1)
         values["ARGON2_MEMORY_COST"] = _int(

@@ -11,7 +11,7 @@ import functools
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -53,8 +53,12 @@ def burn_password_check(password: str) -> None:
     verify_password(current_app.extensions[_DUMMY_HASH_KEY], password)
 
 
-def issue_token_pair(user_id: uuid.UUID, token_version: int) -> dict[str, Any]:
-    claims = {"ver": token_version}
+def issue_token_pair(
+    user_id: uuid.UUID, token_version: int, family: str | None = None
+) -> dict[str, Any]:
+    """An access and a refresh token of `family`; a new family (a login)
+    when None. Both carry it, so a reuse revokes them all at once."""
+    claims = {"ver": token_version, "fam": family or str(uuid.uuid4())}
     identity = str(user_id)  # PyJWT requires `sub` to be a string
     lifetime = current_app.config["JWT_ACCESS_TOKEN_EXPIRES"]
     return {
@@ -62,6 +66,26 @@ def issue_token_pair(user_id: uuid.UUID, token_version: int) -> dict[str, Any]:
         "refresh_token": create_refresh_token(identity=identity, additional_claims=claims),
         "token_type": "bearer",
         "expires_in": int(lifetime.total_seconds()),
+    }
+
+
+def rotate_refresh_token() -> dict[str, Any]:
+    """Refresh: revoke the refresh token presented (once: of concurrent uses
+    one wins, the others are 401) and issue the next pair of its family. A
+    token from before families starts one."""
+    claims = get_jwt()
+    family = claims.get("fam") or str(uuid.uuid4())
+    tokens.rotate(
+        jti=claims["jti"], expires_at=token_expiry(claims), family=family, **_reuse_policy()
+    )
+    return issue_token_pair(current_user_id(), current_token_version(), family)
+
+
+def _reuse_policy() -> dict[str, timedelta]:
+    config = current_app.config
+    return {
+        "grace": timedelta(seconds=config["REFRESH_REUSE_GRACE_SECONDS"]),
+        "family_lifetime": config["JWT_REFRESH_TOKEN_EXPIRES"],
     }
 
 
@@ -93,11 +117,14 @@ def _token_check_from(claims: dict[str, Any]) -> tokens.TokenCheck | None:
     """The database check a signed token still needs, or None when its claims
     are not those of a token this service issues: flask-jwt-extended fills
     in a missing `jti` with None, the views need `exp`, and a revoked `jti`
-    must fit its column (else a 500)."""
+    or family must fit its column (else a 500). A token without `fam` was
+    issued before token families and is checked on its `jti` alone."""
     exp, jti, version = claims.get("exp"), claims.get("jti"), claims.get("ver")
+    family = claims.get("fam")
     if not (
         isinstance(jti, str)
         and len(jti) <= 36
+        and ("fam" not in claims or (isinstance(family, str) and 0 < len(family) <= 36))
         and isinstance(exp, int | float)
         and not isinstance(exp, bool)
         and claims.get("type") in {"access", "refresh"}
@@ -106,7 +133,7 @@ def _token_check_from(claims: dict[str, Any]) -> tokens.TokenCheck | None:
     ):
         return None
     try:
-        return tokens.TokenCheck(uuid.UUID(claims["sub"]), jti, version)
+        return tokens.TokenCheck(uuid.UUID(claims["sub"]), jti, version, family)
     except (KeyError, TypeError, ValueError):
         return None
 
@@ -124,11 +151,24 @@ def _is_token_refused(jwt_header: dict[str, Any], claims: dict[str, Any]) -> boo
         setattr(g, request_keys.TOKEN_CHECK, check)
         setattr(g, request_keys.TOKEN_CHECK_OPEN, True)
     elif not tokens.is_valid(check):
+        if claims["type"] == "refresh":
+            _refuse_reuse(check)
         return True
     setattr(g, request_keys.CALLER_ID, check.user_id)
     setattr(g, request_keys.CALLER_TOKEN_VERSION, check.version)
     request.environ[request_keys.USER_ID] = check.user_id
     return False
+
+
+def _refuse_reuse(check: tokens.TokenCheck) -> None:
+    """A refused refresh token (refresh tokens reach here only on the
+    refresh route): if it was rotated away the grace period or longer ago,
+    its family is revoked (API.md, Refresh token reuse)."""
+    if tokens.refuse_reuse(jti=check.jti, **_reuse_policy()):
+        log.warning(
+            "refresh token reused after rotation: its family revoked",
+            extra={"user_id": str(check.user_id)},
+        )
 
 
 def checked_in_statement(view: Callable[..., Any]) -> Callable[..., Any]:

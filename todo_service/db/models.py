@@ -173,12 +173,21 @@ class IdempotencyKey(db.Model):  # type: ignore[name-defined]
 
 class RevokedToken(db.Model):  # type: ignore[name-defined]
     """A token that must no longer be accepted: logged out, or a refresh token
-    already used (rotation). Kept until the token would have expired anyway."""
+    already used (rotation). Or a whole family, the tokens of one login
+    (their `fam` claim), keyed by the family id: a refresh token was reused
+    (API.md, Refresh token reuse). Kept until the tokens would have expired
+    anyway."""
 
     __tablename__ = "revoked_tokens"
 
     jti: Mapped[str] = mapped_column(String(36), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    # When a refresh token was rotated away, and the family its successor
+    # belongs to: presented again within REFRESH_REUSE_GRACE_SECONDS it is a
+    # client's retry, later a theft that revokes that family.
+    # NULL: revoked by logout, or a family.
+    rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    family: Mapped[str | None] = mapped_column(String(36))
 
 
 class TaskCount(db.Model):  # type: ignore[name-defined]

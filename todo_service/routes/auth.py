@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Response
 from flask.views import MethodView
-from flask_jwt_extended import decode_token, get_jwt, jwt_required
+from flask_jwt_extended import decode_token, jwt_required
 
 from .. import security
 from ..schemas import LoginIn, LogoutIn, MePatch, RegisterIn, TokenPairOut, UserOut
@@ -65,17 +65,11 @@ class Refresh(MethodView):
         """Exchange a refresh token for a new pair
 
         Send the refresh token as the bearer token. It is revoked by this call
-        (rotation): using it again is a 401.
+        (rotation): using it again is a 401. Used again after
+        `REFRESH_REUSE_GRACE_SECONDS` (10 by default), it is taken for stolen:
+        every token of its login, access and refresh, is revoked too.
         """
-        claims = get_jwt()
-        tokens.revoke_once(
-            jti=claims["jti"],
-            expires_at=security.token_expiry(claims),
-            message="Refresh token has already been used.",
-        )
-        return security.issue_token_pair(
-            security.current_user_id(), security.current_token_version()
-        )
+        return security.rotate_refresh_token()
 
 
 @blp.route("/logout")
