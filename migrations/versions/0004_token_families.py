@@ -14,7 +14,7 @@ their id as its `jti`), but the code of before does not read the `fam`
 claim, so it accepts the tokens of a revoked family again.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-07
 """
 
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
