@@ -33,7 +33,7 @@ def wait_until_settled(app) -> None:
             return
         mark = conn.execute(text("SELECT pg_snapshot_xmax(pg_current_snapshot())")).scalar()
         conn.commit()
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300
         while conn.execute(text("SELECT pg_snapshot_xmin(pg_current_snapshot())")).scalar() < mark:
             conn.commit()
             assert time.monotonic() < deadline, "a transaction in the cluster did not end"
