@@ -155,6 +155,30 @@ def test_a_filtered_page_runs_two_statements(app, client, headers):
         assert len(statements) == 2, (query, statements)
 
 
+def test_a_sync_pull_runs_one_statement(app, client, headers):
+    """The token check, the sync horizon, both index scans (tasks and
+    tombstones) and the page's task rows: one statement, first pull or not."""
+    ids = _create_tasks(client, headers, 5)
+    cursor = client.get("/api/me/tasks/changes", headers=headers).json["cursor"]
+    client.delete(f"/api/me/tasks/{ids[0]}", headers=headers)
+    client.patch(f"/api/me/tasks/{ids[1]}", json={"tags": ["a"]}, headers=headers)
+    for query in ({}, {"since": cursor}, {"since": cursor, "limit": 1}):
+        with counted_statements(app) as statements:
+            response = client.get("/api/me/tasks/changes", query_string=query, headers=headers)
+        assert response.status_code == 200
+        assert len(statements) == 1, (query, statements)
+
+
+def test_clearing_completed_tasks_runs_one_statement(app, client, headers):
+    for number in range(5):
+        body = {"title": f"task {number}", "completed": number % 2 == 0, "tags": ["a"]}
+        client.post("/api/me/tasks", json=body, headers=headers)
+    with counted_statements(app) as statements:
+        response = client.delete("/api/me/tasks?status=completed", headers=headers)
+    assert response.json == {"deleted": 3}
+    assert len(statements) == 1, statements
+
+
 def test_create_runs_one_statement(app, client, headers):
     with counted_statements(app) as statements:
         response = client.post("/api/me/tasks", json={"title": "one"}, headers=headers)

@@ -30,7 +30,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from . import security
 from .errors import ApiError
 from .schemas import RegisterIn
-from .services import seeding, tasks, tokens, users
+from .services import purge, seeding, tasks, tokens, users
 
 PROGRESS_THRESHOLD = 50_000  # tasks; fewer are written before a bar would show
 _MISSING_TABLE = re.compile(r"no such table|relation .* does not exist")
@@ -232,12 +232,27 @@ tokens_cli = _Group("tokens", help="Token revocation entries.")
 @tokens_cli.command("purge")
 @_one_line_errors
 def purge_tokens() -> None:
-    """Drop revocation entries of tokens that have expired anyway."""
+    """Drop what is kept only for a while: revocation entries of tokens that
+    have expired anyway, idempotency keys after 24 hours, task tombstones
+    (the change feed's deletions) after 30 days. Schedule it, e.g. daily."""
     removed = tokens.purge_expired()
     click.echo(f"Purged {removed} expired revocation entries.")
+    purged = purge.purge_expired()
+    click.echo(f"Purged {purged.idempotency_keys} idempotency keys older than 24 hours.")
+    click.echo(
+        f"Purged {purged.tombstones} task tombstones older than 30 days "
+        f"(sync horizon raised for {purged.horizons} users)."
+    )
+
+
+@click.command("purge", cls=_Command, help=purge_tokens.help)
+@click.pass_context
+def purge_command(ctx: click.Context) -> None:
+    ctx.invoke(purge_tokens)
 
 
 def register_commands(app: Flask) -> None:
     app.cli.add_command(seed_command)
     app.cli.add_command(users_cli)
     app.cli.add_command(tokens_cli)
+    app.cli.add_command(purge_command)

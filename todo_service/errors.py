@@ -116,6 +116,13 @@ class ValidationFailed(ApiError):
     message = "Validation failed"
 
 
+class CursorExpired(ApiError):
+    """A sync cursor older than the deletions still remembered (API.md, Sync)."""
+
+    code = 410
+    message = "Sync cursor expired: start over without `since`."
+
+
 class DatabaseUnavailable(ApiError):
     code = 503
     message = "Database unavailable."

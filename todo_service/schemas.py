@@ -373,6 +373,66 @@ class TaskListArgs(Schema):
     page_size = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
 
 
+class ChangesArgs(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    since = Text(
+        validate=validate.Length(min=1),
+        metadata={"description": "The `cursor` of your previous pull; leave out to start over."},
+    )
+    limit = fields.Integer(load_default=500, validate=validate.Range(min=1, max=1000))
+
+
+class ChangesOut(Schema):
+    """A pull of the change feed (API.md, Sync)."""
+
+    changes = fields.List(
+        fields.Nested(TaskOut),
+        required=True,
+        metadata={"description": "Tasks created or changed, latest state, in change order."},
+    )
+    deleted = fields.List(
+        fields.UUID(),
+        required=True,
+        metadata={"description": "Ids of deleted tasks (possibly never seen by you)."},
+    )
+    cursor = fields.String(
+        required=True, metadata={"description": "Opaque: send it back as `since` next time."}
+    )
+    has_more = fields.Boolean(required=True, metadata={"description": "Pull again at once."})
+
+
+class Refused(fields.Field):
+    """A listing filter that clearing does not take: present at all, a 422."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        raise ValidationError("Clearing takes no filter but status=completed.")
+
+
+class ClearArgs(Schema):
+    class Meta:
+        unknown = EXCLUDE  # `sort`, `page`, `page_size` and unknown ones are ignored
+
+    status = fields.String(
+        required=True,
+        validate=validate.Equal("completed", error="Only completed tasks can be cleared."),
+    )
+    completed = Refused(metadata={"description": "Refused (422)."})
+    q = Refused(metadata={"description": "Refused (422)."})
+    priority = Refused(metadata={"description": "Refused (422)."})
+    tag = Refused(metadata={"description": "Refused (422)."})
+    due_before = Refused(metadata={"description": "Refused (422)."})
+    due_after = Refused(metadata={"description": "Refused (422)."})
+    overdue = Refused(metadata={"description": "Refused (422)."})
+
+
+class ClearedOut(Schema):
+    deleted = fields.Integer(
+        required=True, metadata={"minimum": 0, "description": "Tasks deleted."}
+    )
+
+
 class ErrorOut(Schema):
     """Every error answer, whatever its status (API.md, Errors)."""
 

@@ -3,7 +3,13 @@
 from flask import Flask
 
 from ..openapi import api
-from . import auth, docs, ops, tasks
+from . import (
+    auth,
+    docs,
+    ops,
+    sync,  # noqa: F401 (its routes join tasks.blp before it is registered)
+    tasks,
+)
 from .converters import register_converters
 
 
