@@ -71,20 +71,34 @@ _IF_NONE_MATCH_PARAM = {
     "schema": {"type": "string"},
 }
 
-_ENTITY_TAG = re.compile(r'(W/)?"([^"]*)"')
+# One element of an entity-tag list (RFC 9110, 8.8.3 and 5.6.1): empty, `*`
+# or an entity tag, then a comma or the end.
+_ELEMENT = re.compile(r'[ \t]*(?:(\*)|(W/)?"([\x21\x23-\x7e\x80-\xff]*)")?[ \t]*(?:,|$)')
 _TASK_TAG = re.compile(r"[0-9]{20}")
 
 
 @dataclass(frozen=True)
 class _Tags:
     any: bool  # `*`
-    tags: tuple[tuple[bool, str], ...]  # (weak, opaque tag)
+    tags: tuple[tuple[bool, str], ...]  # (weak, opaque tag without its quotes)
+
+
+_NOTHING = _Tags(False, ())
 
 
 def _parse(value: str) -> _Tags:
-    star = any(part.strip() == "*" for part in value.split(","))
-    tags = tuple((bool(m[1]), m[2]) for m in _ENTITY_TAG.finditer(value))
-    return _Tags(star, tags)
+    """The header's tags; a header that is not a list of them names none."""
+    star, tags, position = False, [], 0
+    while position < len(value):
+        element = _ELEMENT.match(value, position)
+        if element is None or element.end() == position:
+            return _NOTHING
+        position = element.end()
+        if element[1]:
+            star = True
+        elif element[3] is not None:
+            tags.append((bool(element[2]), element[3]))
+    return _Tags(star, tuple(tags))
 
 
 def task_etag(task: dict[str, Any]) -> str:
@@ -119,7 +133,7 @@ def none_match(etag: str) -> bool:
     if value is None:
         return False
     parsed = _parse(value)
-    opaque = etag.removeprefix("W/")
+    opaque = etag.removeprefix("W/")[1:-1]
     return parsed.any or any(tag == opaque for _, tag in parsed.tags)
 
 
