@@ -315,3 +315,43 @@ def test_concurrent_logouts_with_one_access_token_never_fail_and_revoke_it(
         timeout=TIMEOUT,
     )
     assert_error(refresh, 401)
+
+
+# ---------------------------------------------------------- If-Match races
+
+
+@pytest.mark.parametrize("field", ["title", "tags"])
+def test_of_two_writes_with_the_same_if_match_exactly_one_succeeds(
+    live_server: str, field: str
+) -> None:
+    _, tokens = new_account(live_server)
+    auth = bearer(tokens["access_token"])
+    created = requests.post(
+        f"{live_server}/api/me/tasks", json={"title": "Race me"}, headers=auth, timeout=TIMEOUT
+    )
+    assert created.status_code == 201, created.text
+    url = f"{live_server}/api/me/tasks/{created.json()['id']}"
+    etag = created.headers["ETag"]
+    for round_number in range(15):
+        # Both change the task, each in its own way, from the same ETag.
+        bodies = [
+            {"title": f"{round_number}-{i}"}
+            if field == "title"
+            else {"tags": [f"{round_number}-{i}"]}
+            for i in range(2)
+        ]
+        headers = {**auth, "If-Match": etag}
+        responses = run_together(
+            2,
+            lambda session, i, bodies=bodies, headers=headers: session.patch(
+                url, json=bodies[i], headers=headers, timeout=TIMEOUT
+            ),
+        )
+        assert_no_server_errors(responses)
+        assert sorted(r.status_code for r in responses) == [200, 412], [r.text for r in responses]
+        winner = next(r for r in responses if r.status_code == 200)
+        assert_error(next(r for r in responses if r.status_code == 412), 412)
+        current = requests.get(url, headers=auth, timeout=TIMEOUT)
+        assert current.json() == winner.json()  # the loser changed nothing
+        assert current.headers["ETag"] == winner.headers["ETag"] != etag
+        etag = winner.headers["ETag"]

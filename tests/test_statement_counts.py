@@ -242,3 +242,42 @@ def test_a_task_operation_takes_one_connection(app, client, headers, method, suf
         response = getattr(client, method)(f"/api/me/tasks/{task_id}{suffix}", **kwargs)
     assert response.status_code in (200, 204)
     assert len(checkouts) == 1
+
+
+def test_a_list_revalidation_answered_304_runs_one_statement(app, client, headers):
+    _create_tasks(client, headers, 30)
+    for query in ("", "?status=pending", "?q=task", "?overdue=false&page=3"):
+        etag = client.get(f"/api/me/tasks{query}", headers=headers).headers["ETag"]
+        with counted_statements(app) as statements:
+            response = client.get(
+                f"/api/me/tasks{query}", headers={**headers, "If-None-Match": etag}
+            )
+        assert response.status_code == 304
+        # The token check and the list's version; no page rows are read.
+        assert len(statements) == 1, statements
+        assert "title" not in statements[0], statements[0]
+
+
+def test_a_task_revalidation_answered_304_runs_one_statement(app, client, headers):
+    (task_id,) = _create_tasks(client, headers, 1)
+    etag = client.get(f"/api/me/tasks/{task_id}", headers=headers).headers["ETag"]
+    with counted_statements(app) as statements:
+        response = client.get(
+            f"/api/me/tasks/{task_id}", headers={**headers, "If-None-Match": etag}
+        )
+    assert response.status_code == 304
+    assert len(statements) == 1, statements
+
+
+def test_a_conditional_write_runs_one_statement_and_its_412_two(app, client, headers):
+    (task_id,) = _create_tasks(client, headers, 1)
+    etag = client.get(f"/api/me/tasks/{task_id}", headers=headers).headers["ETag"]
+    url = f"/api/me/tasks/{task_id}"
+    with counted_statements(app) as statements:
+        response = client.patch(url, json={"title": "x"}, headers={**headers, "If-Match": etag})
+    assert response.status_code == 200
+    assert len(statements) == 1, statements
+    with counted_statements(app) as statements:
+        response = client.patch(url, json={"title": "y"}, headers={**headers, "If-Match": etag})
+    assert response.status_code == 412
+    assert len(statements) == 2, statements

@@ -31,6 +31,7 @@ _DEFAULT_MESSAGES = {
     404: "Not found.",
     405: "Method not allowed.",
     409: "Conflict.",
+    412: "Precondition failed.",
     413: "Request body too large.",
     415: "Unsupported media type: send application/json.",
     422: "Validation failed",
@@ -85,6 +86,11 @@ class WrongPassword(ApiError):
 class TaskNotFound(ApiError):
     code = 404
     message = "Task not found."
+
+
+class PreconditionFailed(ApiError):
+    code = 412
+    message = "The task has changed: If-Match does not name its current ETag."
 
 
 class EmailTaken(ApiError):

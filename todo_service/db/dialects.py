@@ -7,6 +7,8 @@
   strictly increasing `updated_at` values in commit order (API.md, Tasks).
 - `unicode_lower(expr)`: Unicode lower-casing (SQLite's `lower()` is ASCII only).
 - `code_point_order(expr)`: sort strings by code point whatever the locale.
+- `in_text_list(expr, param)`: membership in a list of strings bound as one
+  `TextList` parameter; `joined_text(expr)`: an aggregate joining strings.
 - `task_tag_list(task_id)`: a task's tags, in their order, as a list.
 - `current_xmin()`: the change feed's horizon of settled transactions
   (migration 0003): PostgreSQL's snapshot xmin; on SQLite, where one writer
@@ -26,7 +28,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, DateTime, event
+from sqlalchemy import BigInteger, DateTime, Text, event
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -276,3 +279,59 @@ def _on_begin(connection: Connection) -> None:
         # would otherwise fail at once with SQLITE_BUSY when another worker
         # committed in between, whatever the busy timeout.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class TextList(TypeDecorator[list[str]]):
+    """A list of strings bound as one parameter: a PostgreSQL text array, or
+    a JSON array on SQLite (read there with `json_each`)."""
+
+    impl = String()
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(ARRAY(Text()))
+        return dialect.type_descriptor(String())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        names = list(value or ())
+        return names if dialect.name == "postgresql" else orjson.dumps(names).decode()
+
+
+class in_text_list(FunctionElement[Any]):  # noqa: N801
+    """`expr IN (the strings of a TextList parameter)`: any number of values
+    in one statement compiled once."""
+
+    type = NullType()  # as `in_subquery`: SQLite would compare the condition with 1
+    inherit_cache = True
+
+
+@compiles(in_text_list, "postgresql")
+def _in_text_list_pg(element: in_text_list, compiler: SQLCompiler, **kw: Any) -> str:
+    expr, values = element.clauses
+    return f"{compiler.process(expr, **kw)} = ANY({compiler.process(values, **kw)})"
+
+
+@compiles(in_text_list, "sqlite")
+def _in_text_list_sqlite(element: in_text_list, compiler: SQLCompiler, **kw: Any) -> str:
+    expr, values = element.clauses
+    listed = f"(SELECT value FROM json_each({compiler.process(values, **kw)}))"  # noqa: S608
+    return f"{compiler.process(expr, **kw)} IN {listed}"
+
+
+class joined_text(FunctionElement[str]):  # noqa: N801
+    """An aggregate: the group's strings joined with commas, in order."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(joined_text, "postgresql")
+def _joined_text_pg(element: joined_text, compiler: SQLCompiler, **kw: Any) -> str:
+    text = compiler.process(element.clauses, **kw)
+    return f"string_agg({text}, ',' ORDER BY {text})"
+
+
+@compiles(joined_text, "sqlite")
+def _joined_text_sqlite(element: joined_text, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"group_concat({compiler.process(element.clauses, **kw)}, ',')"

@@ -25,7 +25,16 @@ from ..schemas import (
 from ..security import checked_in_statement, defer_token_check, resolve_owner
 from ..services import tags, tasks
 from ..services.task_fields import task_payload
+from . import conditional
 from .common import BEARER, ApiBlueprint, json_response, load_optional_body
+from .conditional import (
+    ETAG_HEADER_DOC,
+    LIST_ETAG_HEADER_DOC,
+    NOT_MODIFIED_DOC,
+    takes_if_match,
+    takes_if_none_match,
+    task_etag,
+)
 from .pagination import PAGINATION_HEADERS_DOC, pagination_headers
 
 blp = ApiBlueprint("tasks", __name__, url_prefix="/api", description="Your tasks.")
@@ -53,26 +62,41 @@ def _task_url(owner_id: uuid.UUID, task_id: uuid.UUID) -> str:
 
 @blp.route("/<user_ref:user_id>/tasks")
 class TaskCollection(_TaskView):
+    @takes_if_none_match
     @blp.arguments(TaskListArgs(), location="query")
-    @blp.response(200, TaskOut(many=True), headers=PAGINATION_HEADERS_DOC)
+    @blp.response(
+        200, TaskOut(many=True), headers={**PAGINATION_HEADERS_DOC, **LIST_ETAG_HEADER_DOC}
+    )
+    @blp.alt_response(304, headers=LIST_ETAG_HEADER_DOC, **NOT_MODIFIED_DOC)
     @blp.errors(401, 403, 404, 503)
     @blp.doc(operationId="listTasks", security=BEARER)
     def get(self, args: dict[str, Any], user_id: uuid.UUID | str) -> Any:
         """List your tasks, one page
 
         Filters combine with AND. Paging metadata is in the `X-Pagination`
-        header (JSON) and in the `Link` header.
+        header (JSON) and in the `Link` header. Poll with the `ETag` in
+        `If-None-Match`: a 304 while none of your tasks has changed.
         """
         owner = resolve_owner(user_id)
         query = _list_query(args)
-        rows, total = tasks.list_tasks(owner_id=owner, query=query, token=defer_token_check())
+        token = defer_token_check()
+        before = None
+        if conditional.has_if_none_match():  # a revalidation: the page only if it changed
+            before = tasks.list_version(owner_id=owner, query=query, token=token)
+            etag = conditional.list_etag(owner, before.version)
+            if conditional.none_match(etag):
+                return conditional.not_modified(etag)
+        rows, total, version = tasks.list_tasks(
+            owner_id=owner, query=query, token=token, before=before
+        )
         headers = pagination_headers(
             total=total, page=query.page, page_size=query.page_size, args=request.args
         )
+        headers["ETag"] = conditional.list_etag(owner, version)
         return json_response([task_payload(row) for row in rows], headers=headers)
 
     @blp.arguments(TaskCreate())
-    @blp.response(201, TaskOut, headers=_LOCATION_DOC)
+    @blp.response(201, TaskOut, headers={**_LOCATION_DOC, **ETAG_HEADER_DOC})
     @blp.errors(400, 401, 403, 404, 503)
     @blp.doc(operationId="createTask", security=BEARER)
     def post(self, data: dict[str, Any], user_id: uuid.UUID | str) -> Any:
@@ -82,7 +106,8 @@ class TaskCollection(_TaskView):
         """
         owner = resolve_owner(user_id)
         task = tasks.create_task(owner_id=owner, fields=data, token=defer_token_check())
-        return json_response(task_payload(task), 201, {"Location": _task_url(owner, task["id"])})
+        headers = {"Location": _task_url(owner, task["id"]), "ETag": task_etag(task)}
+        return json_response(task_payload(task), 201, headers)
 
 
 def _list_query(args: dict[str, Any]) -> tasks.ListQuery:
@@ -103,19 +128,24 @@ def _list_query(args: dict[str, Any]) -> tasks.ListQuery:
 
 @blp.route("/<user_ref:user_id>/tasks/<uuid:task_id>")
 class TaskItem(_TaskView):
-    @blp.response(200, TaskOut)
+    @takes_if_none_match
+    @blp.response(200, TaskOut, headers=ETAG_HEADER_DOC)
+    @blp.alt_response(304, headers=ETAG_HEADER_DOC, **NOT_MODIFIED_DOC)
     @blp.errors(401, 403, 404, 503)
     @blp.doc(operationId="getTask", security=BEARER)
     def get(self, user_id: uuid.UUID | str, task_id: uuid.UUID) -> Any:
         """Get one task"""
         owner = resolve_owner(user_id)
-        return json_response(
-            task_payload(tasks.get_task(owner_id=owner, task_id=task_id, token=defer_token_check()))
-        )
+        task = tasks.get_task(owner_id=owner, task_id=task_id, token=defer_token_check())
+        etag = task_etag(task)
+        if conditional.none_match(etag):
+            return conditional.not_modified(etag)
+        return _task_response(task)
 
+    @takes_if_match
     @blp.arguments(TaskReplace())
-    @blp.response(200, TaskOut)
-    @blp.errors(400, 401, 403, 404, 503)
+    @blp.response(200, TaskOut, headers=ETAG_HEADER_DOC)
+    @blp.errors(400, 401, 403, 404, 412, 503)
     @blp.doc(operationId="replaceTask", security=BEARER)
     def put(self, data: dict[str, Any], user_id: uuid.UUID | str, task_id: uuid.UUID) -> Any:
         """Replace a task
@@ -124,34 +154,50 @@ class TaskItem(_TaskView):
         """
         owner = resolve_owner(user_id)
         row = tasks.update_task(
-            owner_id=owner, task_id=task_id, changes=data, token=defer_token_check()
+            owner_id=owner,
+            task_id=task_id,
+            changes=data,
+            token=defer_token_check(),
+            if_match=conditional.if_match()[1],
         )
-        return json_response(task_payload(row))
+        return _task_response(row)
 
+    @takes_if_match
     @blp.arguments(TaskPatch(), required=False)  # no body: nothing changes
-    @blp.response(200, TaskOut)
-    @blp.errors(400, 401, 403, 404, 503)
+    @blp.response(200, TaskOut, headers=ETAG_HEADER_DOC)
+    @blp.errors(400, 401, 403, 404, 412, 503)
     @blp.doc(operationId="updateTask", security=BEARER)
     def patch(self, data: dict[str, Any], user_id: uuid.UUID | str, task_id: uuid.UUID) -> Any:
         """Change some fields of a task"""
         owner = resolve_owner(user_id)
         row = tasks.update_task(
-            owner_id=owner, task_id=task_id, changes=data, token=defer_token_check()
+            owner_id=owner,
+            task_id=task_id,
+            changes=data,
+            token=defer_token_check(),
+            if_match=conditional.if_match()[1],
         )
-        return json_response(task_payload(row))
+        return _task_response(row)
 
+    @takes_if_match
     @blp.response(204)
-    @blp.errors(401, 403, 404, 503)
+    @blp.errors(401, 403, 404, 412, 503)
     @blp.doc(operationId="deleteTask", security=BEARER)
     def delete(self, user_id: uuid.UUID | str, task_id: uuid.UUID) -> Any:
         """Delete a task"""
         owner = resolve_owner(user_id)
-        tasks.delete_task(owner_id=owner, task_id=task_id, token=defer_token_check())
+        tasks.delete_task(
+            owner_id=owner,
+            task_id=task_id,
+            token=defer_token_check(),
+            if_match=conditional.if_match()[1],
+        )
         return Response(status=204)
 
 
 @blp.route("/<user_ref:user_id>/tasks/<uuid:task_id>/complete")
 class TaskCompletion(_TaskView):
+    @takes_if_match
     @blp.doc(
         requestBody={
             "required": False,
@@ -159,8 +205,8 @@ class TaskCompletion(_TaskView):
             "content": {"application/json": {"schema": CompleteIn}},
         }
     )
-    @blp.response(200, TaskOut)
-    @blp.errors(400, 401, 403, 404, 422, 503)
+    @blp.response(200, TaskOut, headers=ETAG_HEADER_DOC)
+    @blp.errors(400, 401, 403, 404, 412, 422, 503)
     @blp.doc(operationId="setTaskCompletion", security=BEARER)
     def patch(self, user_id: uuid.UUID | str, task_id: uuid.UUID) -> Any:
         """Toggle or set completion
@@ -172,9 +218,17 @@ class TaskCompletion(_TaskView):
         owner = resolve_owner(user_id)
         value = None if body is None else body["completed"]
         row = tasks.set_completed(
-            owner_id=owner, task_id=task_id, value=value, token=defer_token_check()
+            owner_id=owner,
+            task_id=task_id,
+            value=value,
+            token=defer_token_check(),
+            if_match=conditional.if_match()[1],
         )
-        return json_response(task_payload(row))
+        return _task_response(row)
+
+
+def _task_response(row: dict[str, Any]) -> Response:
+    return json_response(task_payload(row), headers={"ETag": task_etag(row)})
 
 
 @blp.route("/<user_ref:user_id>/tags")

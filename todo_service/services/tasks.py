@@ -52,7 +52,9 @@ from ..db.dialects import (
 from ..db.models import Tag, Task, TaskCount, TaskTag
 from ..db.prebuilt import Prebuilt
 from ..errors import TaskNotFound, Unauthorized
-from . import tokens
+from . import preconditions, tokens
+from .list_versions import version_columns, version_of
+from .preconditions import IfMatch
 from .tags import replace_task_tags
 from .task_fields import COLUMN_FIELDS, SELECTED_COLUMNS, WRITABLE_COLUMNS
 
@@ -91,6 +93,8 @@ _OWNED_TASK = and_(
     Task.user_id == bindparam("owner_id"),
     tokens.still_valid(),
 )
+# The same, for a write with If-Match: the task is also in the state named.
+_OWNED_TASK_IF_MATCH = and_(_OWNED_TASK, preconditions.matches_current())
 
 
 @dataclass(frozen=True)
@@ -253,6 +257,8 @@ def _page_statement(sort: str, filters: _Filters, deep: bool) -> Prebuilt:
     order = _sort_order(sort)
     conditions = _conditions(filters)
     columns: list[Any] = list(SELECTED_COLUMNS)
+    # The list's version (its ETag) rides along too, from the page's snapshot.
+    columns += version_columns(clock=filters.overdue is not None)
     if filters.counted:
         # The counts ride along with the page: one round trip instead of two.
         columns += [
@@ -288,31 +294,102 @@ def _match_count_statement(filters: _Filters) -> Prebuilt:
     return Prebuilt(select(func.count().label("total")).select_from(Task).where(*conditions))
 
 
-def list_tasks(
-    *, owner_id: uuid.UUID, query: ListQuery, token: tokens.TokenCheck
-) -> tuple[list[dict[str, Any]], int]:
-    """One page of the owner's tasks and the exact total for the filter."""
-    params: dict[str, Any] = {
+@lru_cache(maxsize=64)
+def _version_statement(filters: _Filters, page_check: bool) -> Prebuilt:
+    """What a page carries besides its rows, on its own: whether the token is
+    still good, the counts, the list's version and (`page_check`) whether the
+    page is still empty."""
+    columns: list[Any] = [
+        tokens.still_valid().label("_token_ok"),
+        _COUNTS_QUERY.with_only_columns(_COUNTS_QUERY.selected_columns[0])
+        .scalar_subquery()
+        .label("_total"),
+        _COUNTS_QUERY.with_only_columns(_COUNTS_QUERY.selected_columns[1])
+        .scalar_subquery()
+        .label("_completed"),
+        *version_columns(clock=filters.overdue is not None),
+    ]
+    if page_check:
+        first_of_page = (
+            select(Task.id)
+            .where(*_conditions(filters))
+            .limit(1)
+            .offset(bindparam("offset", type_=Integer()))
+        )
+        columns.append((~first_of_page.exists()).label("_still_empty"))
+    return Prebuilt(select(*columns))
+
+
+@dataclass(frozen=True)
+class ListVersion:
+    """A list's version, read before its page: `version` for the ETag."""
+
+    version: str
+    counts: tuple[int, int]  # the owner's total and completed tasks
+
+
+def _list_params(owner_id: uuid.UUID, query: ListQuery, token: tokens.TokenCheck) -> dict[str, Any]:
+    return {
         "owner_id": owner_id,
         "limit": query.page_size,
         "offset": (query.page - 1) * query.page_size,
         **token.params(),
         **query.params(),
     }
+
+
+def list_version(*, owner_id: uuid.UUID, query: ListQuery, token: tokens.TokenCheck) -> ListVersion:
+    """The list's version in one statement, without reading the page: what a
+    revalidation (If-None-Match) needs. 401 for a token no longer good."""
+    params = _list_params(owner_id, query, token)
+    row = _version_statement(query.filters(), False).execute(connection(), params).rows[0]
+    if not row["_token_ok"]:
+        raise Unauthorized("Token has been revoked.")
+    return ListVersion(version_of(row), (int(row["_total"]), int(row["_completed"])))
+
+
+def list_tasks(
+    *,
+    owner_id: uuid.UUID,
+    query: ListQuery,
+    token: tokens.TokenCheck,
+    before: ListVersion | None = None,
+) -> tuple[list[dict[str, Any]], int, str]:
+    """One page of the owner's tasks, the exact total for the filter, and the
+    list's version: from the page's own snapshot, or `before` it (read by
+    `list_version`, which checked the token), never after it: a version newer
+    than the page would let a client keep a stale page."""
+    params = _list_params(owner_id, query, token)
     filters = query.filters()
     conn = connection()
     deep = params["offset"] >= _DEEP_OFFSET
-    rows = _page_statement(query.sort, filters, deep).execute(conn, params).rows
-    if not rows:  # an empty page, or a token no longer good
-        tokens.ensure_valid(token)
+    page = _page_statement(query.sort, filters, deep)
+    rows = page.execute(conn, params).rows
+    if rows:
+        version = version_of(rows[0])
+        counts: Any = (rows[0]["_total"], rows[0]["_completed"]) if filters.counted else None
+    elif before is not None:
+        version, counts = before.version, before.counts
+    else:
+        # An empty page, or a token no longer good: the token, the counts and
+        # the version in one statement, which also sees whether the page is
+        # still empty (else a task arrived in between: read the page again,
+        # this version now being from before it).
+        meta = _version_statement(filters, True).execute(conn, params).rows[0]
+        if not meta["_token_ok"]:
+            raise Unauthorized("Token has been revoked.")
+        version, counts = version_of(meta), (meta["_total"], meta["_completed"])
+        if not meta["_still_empty"]:
+            rows = page.execute(conn, params).rows
+            if rows:
+                version = version_of(rows[0])
+                if filters.counted:
+                    counts = (rows[0]["_total"], rows[0]["_completed"])
     if not filters.counted:
         total = _match_count_statement(filters).execute(conn, params).rows[0]["total"]
-    elif rows:
-        total = _total_from_counts(query, (rows[0]["_total"], rows[0]["_completed"]))
-    else:  # an empty page carries no counts: ask for them
-        counts = _COUNTS.execute(conn, params).rows[0]
-        total = _total_from_counts(query, (counts["total"], counts["completed"]))
-    return rows, int(total)
+    else:
+        total = _total_from_counts(query, counts)
+    return rows, int(total), version
 
 
 def count_tasks(*, owner_id: uuid.UUID) -> int:
@@ -399,7 +476,9 @@ def get_task(
 
 
 @lru_cache(maxsize=64)
-def _update_statement(fields: tuple[str, ...], with_tags: bool = False) -> Prebuilt:
+def _update_statement(
+    fields: tuple[str, ...], with_tags: bool = False, if_match: bool = False
+) -> Prebuilt:
     """UPDATE of `fields` in one statement. `updated_at` moves only when a
     value really changes (or, `with_tags`, when the bound `tags_changed` says
     the tags did), and then to a value strictly later than the one it
@@ -413,7 +492,8 @@ def _update_statement(fields: tuple[str, ...], with_tags: bool = False) -> Prebu
     new_values["updated_at"] = case(
         (really_changed, next_timestamp(Task.updated_at)), else_=Task.updated_at
     )
-    return Prebuilt(update(Task).where(_OWNED_TASK).values(new_values).returning(*SELECTED_COLUMNS))
+    owned = _OWNED_TASK_IF_MATCH if if_match else _OWNED_TASK
+    return Prebuilt(update(Task).where(owned).values(new_values).returning(*SELECTED_COLUMNS))
 
 
 def update_task(
@@ -422,21 +502,32 @@ def update_task(
     task_id: uuid.UUID,
     changes: dict[str, Any],
     token: tokens.TokenCheck,
+    if_match: IfMatch = None,
 ) -> dict[str, Any]:
-    """Apply `changes` (any of the writable fields)."""
+    """Apply `changes` (any of the writable fields); with `if_match`, only to
+    the task in one of those states (else 412), in the same statement."""
     fields = tuple(name for name in WRITABLE_COLUMNS if name in changes)
     params = {"task_id": task_id, "owner_id": owner_id, **token.params()}
+    params.update(preconditions.params(if_match))
     params.update({f"new_{name}": changes[name] for name in fields})
     if "tags" in changes:
-        return _update_with_tags(fields, params, changes["tags"], token)
+        return _update_with_tags(fields, params, changes["tags"], token, if_match)
     if not fields:
+        if if_match is not None:
+            return _returning_one(_GET_IF_MATCH, params, token, if_match)
         return get_task(owner_id=owner_id, task_id=task_id, token=token)
-    return _returning_one(_update_statement(fields), params, token)
+    statement = _update_statement(fields, if_match=if_match is not None)
+    return _returning_one(statement, params, token, if_match)
 
 
 # The task's current tags, its row locked for the rest of the transaction.
 _LOCK_OWNED = Prebuilt(
     select(task_tag_list().label("tags")).where(_OWNED_TASK).with_for_update(of=Task)
+)
+# The same, only while the task is in a state If-Match names: the check
+# holds until the transaction ends.
+_LOCK_OWNED_IF_MATCH = Prebuilt(
+    select(task_tag_list().label("tags")).where(_OWNED_TASK_IF_MATCH).with_for_update(of=Task)
 )
 
 
@@ -445,12 +536,14 @@ def _update_with_tags(
     params: dict[str, Any],
     tags: list[str],
     token: tokens.TokenCheck,
+    if_match: IfMatch = None,
 ) -> dict[str, Any]:
     """The columns and the tags in one transaction; the task row is locked
     first, so concurrent tag writes of one task take turns."""
+    lock = _LOCK_OWNED if if_match is None else _LOCK_OWNED_IF_MATCH
 
     def update(conn: Connection) -> dict[str, Any] | None:
-        locked = _LOCK_OWNED.execute(conn, params).first()
+        locked = lock.execute(conn, params).first()
         if locked is None:
             return None
         changed = locked["tags"] != tags
@@ -463,7 +556,7 @@ def _update_with_tags(
 
     row = retried_transaction(update)
     if row is None:
-        _not_found(token)
+        _not_found(token, params, if_match)
     return row
 
 
@@ -474,6 +567,13 @@ _TOGGLE = Prebuilt(
     .values(completed=~Task.completed, updated_at=next_timestamp(Task.updated_at))
     .returning(*SELECTED_COLUMNS)
 )
+_TOGGLE_IF_MATCH = Prebuilt(
+    update(Task)
+    .where(_OWNED_TASK_IF_MATCH)
+    .values(completed=~Task.completed, updated_at=next_timestamp(Task.updated_at))
+    .returning(*SELECTED_COLUMNS)
+)
+_GET_IF_MATCH = Prebuilt(select(*SELECTED_COLUMNS).where(_OWNED_TASK_IF_MATCH))
 
 
 def set_completed(
@@ -482,36 +582,61 @@ def set_completed(
     task_id: uuid.UUID,
     value: bool | None,
     token: tokens.TokenCheck,
+    if_match: IfMatch = None,
 ) -> dict[str, Any]:
     """Toggle (`value` None) or set completion."""
     if value is None:
         params = {"task_id": task_id, "owner_id": owner_id, **token.params()}
-        return _returning_one(_TOGGLE, params, token)
+        params.update(preconditions.params(if_match))
+        toggle = _TOGGLE if if_match is None else _TOGGLE_IF_MATCH
+        return _returning_one(toggle, params, token, if_match)
     return update_task(
-        owner_id=owner_id, task_id=task_id, changes={"completed": value}, token=token
+        owner_id=owner_id,
+        task_id=task_id,
+        changes={"completed": value},
+        token=token,
+        if_match=if_match,
     )
 
 
 _DELETE = Prebuilt(delete(Task).where(_OWNED_TASK))
+_DELETE_IF_MATCH = Prebuilt(delete(Task).where(_OWNED_TASK_IF_MATCH))
 
 
-def delete_task(*, owner_id: uuid.UUID, task_id: uuid.UUID, token: tokens.TokenCheck) -> None:
+def delete_task(
+    *,
+    owner_id: uuid.UUID,
+    task_id: uuid.UUID,
+    token: tokens.TokenCheck,
+    if_match: IfMatch = None,
+) -> None:
     params = {"task_id": task_id, "owner_id": owner_id, **token.params()}
-    if not _DELETE.execute(connection(), params).rowcount:
-        _not_found(token)
+    params.update(preconditions.params(if_match))
+    statement = _DELETE if if_match is None else _DELETE_IF_MATCH
+    if not statement.execute(connection(), params).rowcount:
+        _not_found(token, params, if_match)
 
 
 def _returning_one(
-    statement: Prebuilt, params: dict[str, Any], token: tokens.TokenCheck
+    statement: Prebuilt,
+    params: dict[str, Any],
+    token: tokens.TokenCheck,
+    if_match: IfMatch = None,
 ) -> dict[str, Any]:
     row = statement.execute(connection(), params).first()
     if row is None:
-        _not_found(token)
+        _not_found(token, params, if_match)
     return row
 
 
-def _not_found(token: tokens.TokenCheck) -> NoReturn:
+def _not_found(
+    token: tokens.TokenCheck, params: dict[str, Any] | None = None, if_match: IfMatch = None
+) -> NoReturn:
     """Nothing matched: a token no longer good (401) or no such task of the
-    owner's (404)."""
+    owner's (404); with If-Match, also a task in another state (412)."""
+    if params is not None and if_match is not None:
+        preconditions.fail(
+            owner_id=params["owner_id"], task_id=params["task_id"], if_match=if_match, token=token
+        )
     tokens.ensure_valid(token)
     raise TaskNotFound()
