@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, select
+from sqlalchemy import Connection, and_, bindparam, delete, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..db.connections import connection
@@ -24,8 +24,10 @@ from . import tokens
 
 def _insert_missing_tags(conn: Connection, owner_id: uuid.UUID, names: Sequence[str]) -> None:
     """The user's tags of these names, made where missing. DO NOTHING takes
-    no lock on a tag that exists already."""
-    rows = [{"user_id": owner_id, "name": name} for name in names]
+    no lock on a tag that exists already. In name order: two transactions
+    making the same new tags wait for each other in one order, never in a
+    cycle."""
+    rows = [{"user_id": owner_id, "name": name} for name in sorted(names)]
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     statement = (
         dialect.insert(Tag).values(rows).on_conflict_do_nothing(index_elements=["user_id", "name"])
@@ -48,16 +50,32 @@ def replace_task_tags(
     conn: Connection, *, owner_id: uuid.UUID, task_id: uuid.UUID, names: Sequence[str]
 ) -> None:
     """Make `names` (normalised, distinct, in order) the task's tags. Run in
-    the transaction that also writes the task row."""
-    conn.execute(delete(TaskTag).where(TaskTag.task_id == task_id))
+    the transaction that also writes the task row (locked).
+
+    The count triggers lock the tag rows whose counts change, in id order,
+    but per statement: unlinking the old tags and linking the new ones would
+    take two batches of locks, and two transactions taking them in opposite
+    batches deadlock (under load, often enough to exhaust the retries). So
+    every tag row the write touches, old and new, is locked first, in one
+    statement, in id order; the triggers then find them locked already."""
     if not names:
+        conn.execute(delete(TaskTag).where(TaskTag.task_id == task_id))  # one batch
         return
     _insert_missing_tags(conn, owner_id, names)
-    ids = dict(
-        conn.execute(
-            select(Tag.name, Tag.id).where(Tag.user_id == owner_id, Tag.name.in_(list(names)))
-        ).all()
-    )
+    old_tags = select(TaskTag.tag_id).where(TaskTag.task_id == task_id)
+    ids = {
+        name: tag_id
+        for name, tag_id in conn.execute(
+            select(Tag.name, Tag.id)
+            .where(
+                or_(Tag.id.in_(old_tags), and_(Tag.user_id == owner_id, Tag.name.in_(list(names))))
+            )
+            .order_by(Tag.id)
+            .with_for_update(key_share=True)  # FOR NO KEY UPDATE, as the triggers' UPDATE
+        )
+        if name in names
+    }
+    conn.execute(delete(TaskTag).where(TaskTag.task_id == task_id))
     conn.execute(
         insert(TaskTag),
         [
