@@ -11,8 +11,16 @@ from __future__ import annotations
 from flask import Flask
 from flask_cors import CORS
 
-# Response headers a browser script may read (API.md: paging, Location, request id; 429).
-EXPOSED_HEADERS = ["X-Pagination", "Link", "Location", "X-Request-ID", "Retry-After"]
+# Response headers a browser script may read (API.md: paging, Location, request id; 429;
+# a replayed create).
+EXPOSED_HEADERS = [
+    "X-Pagination",
+    "Link",
+    "Location",
+    "X-Request-ID",
+    "Retry-After",
+    "Idempotent-Replayed",
+]
 PREFLIGHT_MAX_AGE = 600  # seconds a browser may cache a preflight answer
 
 
