@@ -20,6 +20,7 @@ HEADER = idempotency.HEADER
 KEY_MAX_LENGTH = 255
 KEY_PATTERN = re.compile(rf"[A-Za-z0-9._:-]{{1,{KEY_MAX_LENGTH}}}")
 REPLAYED_HEADER = "Idempotent-Replayed"
+_ENVIRON_KEY = "HTTP_" + HEADER.upper().replace("-", "_")
 
 KEY_PARAMETER = {
     "in": "header",
@@ -54,10 +55,12 @@ def checks_idempotency_key(view: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(view)
     def checked(*args: Any, **kwargs: Any) -> Any:
-        keys = request.headers.getlist(HEADER)
-        if not keys:
+        # One dict lookup on the benchmarked path without the header.
+        # Servers join repeated headers with ", ": no longer a sane key.
+        key = request.environ.get(_ENVIRON_KEY)
+        if key is None:
             return view(*args, **kwargs)
-        if len(keys) > 1 or not KEY_PATTERN.fullmatch(keys[0]):
+        if not KEY_PATTERN.fullmatch(key):
             raise ApiError(
                 f"Invalid {HEADER} header.",
                 errors={
@@ -69,7 +72,7 @@ def checks_idempotency_key(view: Callable[..., Any]) -> Callable[..., Any]:
                     }
                 },
             )
-        return view(*args, idempotency_key=keys[0], **kwargs)
+        return view(*args, idempotency_key=key, **kwargs)
 
     return checked
 
