@@ -23,7 +23,15 @@ from todo_service.extensions import db
 from .helpers import TestUser, assert_error
 
 ORIGIN = "https://app.example.com"
-EXPOSED = {"x-pagination", "link", "location", "x-request-id", "retry-after", "etag"}
+EXPOSED = {
+    "x-pagination",
+    "link",
+    "location",
+    "x-request-id",
+    "retry-after",
+    "etag",
+    "idempotent-replayed",
+}
 REDIS_URL = "redis://127.0.0.1:6379"
 LIMITS = {
     "RATELIMIT_ENABLED": True,

@@ -186,6 +186,21 @@ def test_create_runs_one_statement(app, client, headers):
     assert len(statements) == 1, statements
 
 
+def test_create_with_an_idempotency_key_runs_one_transaction(app, client, headers):
+    keyed = {**headers, "Idempotency-Key": "k"}
+    with counted_statements(app) as statements:
+        response = client.post("/api/me/tasks", json={"title": "one"}, headers=keyed)
+    assert response.status_code == 201
+    # claim the key (with the token check), insert the task, keep the answer
+    assert len(statements) == _transaction_statements(app, 3), statements
+
+    with counted_statements(app) as statements:
+        response = client.post("/api/me/tasks", json={"title": "one"}, headers=keyed)
+    assert response.headers["Idempotent-Replayed"] == "true"
+    # the claim finds the key taken, then its kept answer (with the token check)
+    assert len(statements) == _transaction_statements(app, 2), statements
+
+
 def test_a_missing_task_costs_a_second_statement_to_tell_401_from_404(app, client, headers):
     with counted_statements(app) as statements:
         response = client.get(f"/api/me/tasks/{uuid.uuid4()}", headers=headers)

@@ -98,6 +98,11 @@ class EmailTaken(ApiError):
     message = "Email already registered."
 
 
+class IdempotencyKeyInProgress(ApiError):
+    code = 409
+    message = "A request with this Idempotency-Key is still being processed: retry later."
+
+
 class PayloadTooLarge(ApiError):
     code = 413
     message = "Request body too large."

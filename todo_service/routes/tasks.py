@@ -25,7 +25,7 @@ from ..schemas import (
 from ..security import checked_in_statement, defer_token_check, resolve_owner
 from ..services import tags, tasks
 from ..services.task_fields import task_payload
-from . import conditional
+from . import conditional, idempotency
 from .common import BEARER, ApiBlueprint, json_response, load_optional_body
 from .conditional import (
     ETAG_HEADER_DOC,
@@ -95,16 +95,31 @@ class TaskCollection(_TaskView):
         headers["ETag"] = conditional.list_etag(owner, version)
         return json_response([task_payload(row) for row in rows], headers=headers)
 
+    @idempotency.checks_idempotency_key  # before the body (API.md, Details 1.1)
     @blp.arguments(TaskCreate())
-    @blp.response(201, TaskOut, headers={**_LOCATION_DOC, **ETAG_HEADER_DOC})
-    @blp.errors(400, 401, 403, 404, 503)
-    @blp.doc(operationId="createTask", security=BEARER)
-    def post(self, data: dict[str, Any], user_id: uuid.UUID | str) -> Any:
+    @blp.response(
+        201,
+        TaskOut,
+        headers={**_LOCATION_DOC, **ETAG_HEADER_DOC, **idempotency.REPLAYED_HEADER_DOC},
+    )
+    @blp.errors(400, 401, 403, 404, 409, 503)
+    @blp.doc(operationId="createTask", security=BEARER, parameters=[idempotency.KEY_PARAMETER])
+    def post(
+        self, data: dict[str, Any], user_id: uuid.UUID | str, idempotency_key: str | None = None
+    ) -> Any:
         """Create a task
 
-        Send `completed` or `status` (or both, agreeing).
+        Send `completed` or `status` (or both, agreeing). With an
+        `Idempotency-Key`, a retry is safe: see the header.
         """
         owner = resolve_owner(user_id)
+        if idempotency_key is not None:
+            return idempotency.create_task_once(
+                owner_id=owner,
+                key=idempotency_key,
+                fields=data,
+                location_of=lambda task_id: _task_url(owner, task_id),
+            )
         task = tasks.create_task(owner_id=owner, fields=data, token=defer_token_check())
         headers = {"Location": _task_url(owner, task["id"]), "ETag": task_etag(task)}
         return json_response(task_payload(task), 201, headers)

@@ -17,11 +17,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ..db.connections import transaction
 from ..db.dialects import UTCDateTime, utcnow
-from ..db.models import IdempotencyKey, SyncHorizon, TaskTombstone
+from ..db.models import SyncHorizon, TaskTombstone
 from ..extensions import db
+from . import idempotency
 
 TOMBSTONE_RETENTION = timedelta(days=30)
-IDEMPOTENCY_RETENTION = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -77,9 +77,5 @@ def purge_expired(*, now: datetime | None = None) -> Purged:
         tombstones = conn.execute(
             delete(TaskTombstone).where(TaskTombstone.deleted_at < tombstone_cutoff)
         ).rowcount
-        keys = conn.execute(
-            delete(IdempotencyKey).where(IdempotencyKey.created_at < now - IDEMPOTENCY_RETENTION)
-        ).rowcount
-    return Purged(
-        tombstones=int(tombstones or 0), horizons=horizons, idempotency_keys=int(keys or 0)
-    )
+        keys = idempotency.purge_expired(conn, now)
+    return Purged(tombstones=int(tombstones or 0), horizons=horizons, idempotency_keys=keys)

@@ -428,6 +428,33 @@ def create_task(
     *, owner_id: uuid.UUID, fields: Mapping[str, Any], token: tokens.TokenCheck
 ) -> dict[str, Any]:
     """Create a task of `fields` (every writable field, as the schema loads them)."""
+
+    def create(conn: Connection) -> dict[str, Any] | None:
+        return create_task_on(conn, owner_id=owner_id, fields=fields, token=token)
+
+    try:
+        # Tags: several statements, one transaction; else one statement.
+        row = retried_transaction(create) if fields["tags"] else create(connection())
+    except IntegrityError:
+        # PostgreSQL: the account was deleted after this statement's snapshot
+        # saw it; the foreign key refuses the row.
+        tokens.ensure_valid(token)
+        raise
+    if row is None:  # the token was no longer good: nothing written
+        raise Unauthorized("Token has been revoked.")
+    return row
+
+
+def create_task_on(
+    conn: Connection,
+    *,
+    owner_id: uuid.UUID,
+    fields: Mapping[str, Any],
+    token: tokens.TokenCheck,
+) -> dict[str, Any] | None:
+    """The task of `fields` written on `conn`: one statement, and the tags'
+    when there are any (then `conn` must be in a transaction). None when the
+    token was no longer good: nothing written."""
     now = utcnow()
     values = {
         "id": uuid.uuid4(),
@@ -439,26 +466,10 @@ def create_task(
     params = {f"new_{name}": values[name] for name in COLUMN_FIELDS}
     params.update(token.params())
     tags: list[str] = fields["tags"]
-
-    def create_with_tags(conn: Connection) -> dict[str, Any] | None:
-        row = _CREATE.execute(conn, params).first()
-        if row is not None:
-            replace_task_tags(conn, owner_id=owner_id, task_id=values["id"], names=tags)
-            row["tags"] = list(tags)
-        return row
-
-    try:
-        if tags:
-            row = retried_transaction(create_with_tags)
-        else:
-            row = _CREATE.execute(connection(), params).first()
-    except IntegrityError:
-        # PostgreSQL: the account was deleted after this statement's snapshot
-        # saw it; the foreign key refuses the row.
-        tokens.ensure_valid(token)
-        raise
-    if row is None:  # the token was no longer good: nothing written
-        raise Unauthorized("Token has been revoked.")
+    row = _CREATE.execute(conn, params).first()
+    if row is not None and tags:
+        replace_task_tags(conn, owner_id=owner_id, task_id=values["id"], names=tags)
+        row["tags"] = list(tags)
     return row
 
 

@@ -12,8 +12,16 @@ from flask import Flask
 from flask_cors import CORS
 
 # Response headers a browser script may read (API.md: paging, Location, request id; 429;
-# ETag for conditional requests).
-EXPOSED_HEADERS = ["X-Pagination", "Link", "Location", "X-Request-ID", "Retry-After", "ETag"]
+# ETag for conditional requests; a replayed create).
+EXPOSED_HEADERS = [
+    "X-Pagination",
+    "Link",
+    "Location",
+    "X-Request-ID",
+    "Retry-After",
+    "ETag",
+    "Idempotent-Replayed",
+]
 PREFLIGHT_MAX_AGE = 600  # seconds a browser may cache a preflight answer
 
 
