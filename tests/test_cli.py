@@ -247,7 +247,7 @@ def test_seeded_tasks_show_every_1_1_feature(app, runner, client):
     tags_of: dict[Any, list[tuple[int, str]]] = {}
     for task_id, position, name in links:
         tags_of.setdefault(task_id, []).append((position, name))
-    assert 0.4 < len(tags_of) / len(tasks) < 0.8  # three in five carry tags
+    assert 0.3 < len(tags_of) / len(tasks) < 0.7  # half carry tags
     assert {len(names) for names in tags_of.values()} == {1, 2, 3}
     for names in tags_of.values():
         assert [position for position, _ in names] == list(range(len(names)))
@@ -311,7 +311,7 @@ def test_seed_in_many_rounds_keeps_tag_counts_exact(app, runner, client, monkeyp
         email = seeding.demo_email(number)
         counts = tag_counts_through_api(client, email, seeding.DEMO_PASSWORD)
         assert counts == tag_counts_in_database(app, email)
-        assert sum(counts.values()) > 40
+        assert sum(counts.values()) > 20
     with app.app_context():
         names = db.session.execute(select(Tag.user_id, Tag.name)).all()
         stored = dict(db.session.execute(select(Tag.id, Tag.task_count)).all())

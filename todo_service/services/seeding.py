@@ -72,6 +72,15 @@ _ANALYZE_AFTER = 10_000  # fresh planner statistics after a big load (PostgreSQL
 # Every stored field of a task (task_fields.py): one the seeder does not fill
 # is written as NULL.
 _COPY_SQL = f"COPY tasks ({', '.join(COLUMN_FIELDS)}) FROM STDIN WITH (FORMAT csv)"
+# One line of its CSV: a column the seeder does not fill is an unquoted empty
+# field, which COPY reads as NULL.
+_COPY_FILLED = {
+    *("id", "user_id", "title", "description", "completed", "priority", "due_at"),
+    *("created_at", "updated_at"),
+}
+_COPY_LINE = (
+    ",".join(f"%({name})s" if name in _COPY_FILLED else "" for name in COLUMN_FIELDS) + "\n"
+)
 _COPY_TAGS_SQL = "COPY task_tags (task_id, tag_id, position) FROM STDIN WITH (FORMAT csv)"
 
 Progress = Callable[[int], AbstractContextManager[Callable[[int], object]]]
@@ -353,16 +362,19 @@ def _copy_tasks(
         # Index -1 (no description) is the last entry: an unquoted empty
         # field, which COPY reads as NULL.
         titles, descriptions = _TITLES_CSV, (*_DESCRIPTIONS_CSV, "")
+        owner, user = None, ""
         while batch := list(itertools.islice(round_, _COPY_CHUNK)):
             lines = []
             for user_id, row in batch:
+                if user_id is not owner:
+                    owner, user = user_id, user_id.hex
                 task_id, title, description, completed, created, updated, priority, due, tags = row
                 created_at = _datetime(created).isoformat()
                 updated_at = created_at if updated == created else _datetime(updated).isoformat()
                 task_hex = f"{task_id:032x}"
                 fields = {
                     "id": task_hex,
-                    "user_id": user_id.hex,
+                    "user_id": user,
                     "title": titles[title],
                     "description": descriptions[description],
                     "completed": "t" if completed else "f",
@@ -371,8 +383,7 @@ def _copy_tasks(
                     "created_at": created_at,
                     "updated_at": updated_at,
                 }
-                # An unquoted empty field is NULL.
-                lines.append(",".join([fields.get(name, "") for name in COLUMN_FIELDS]) + "\n")
+                lines.append(_COPY_LINE % fields)
                 if tags:
                     links.append((task_hex, user_id, tags))
             yield "".join(lines)
@@ -512,8 +523,10 @@ _TAG_NAMES = (
     *("admin", "calls", "email", "ideas"),
 )
 _TAG_INDEX = {name: index for index, name in enumerate(_TAG_NAMES)}
-# How many tags a task carries: 0 (two in five), 1, 2 or 3 (one in ten).
-_TAGS_PER_TASK_WEIGHTS = (4, 3, 2, 1)
+# How many tags a task carries: 0 (half the tasks), 1 (three in ten), 2 or 3
+# (one in twenty). Three quarters of a link per task on average: a link costs
+# the database about what a task row does (two foreign-key checks).
+_TAGS_PER_TASK_WEIGHTS = (10, 6, 3, 1)
 
 
 def _tag_list_pool() -> tuple[tuple[int, ...], ...]:
