@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import threading
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +19,7 @@ from sqlalchemy import func, insert, select
 
 from todo_service import create_app, security
 from todo_service.config import TestConfig
-from todo_service.db.models import RevokedToken, Task, User
+from todo_service.db.models import RevokedToken, Tag, Task, TaskTag, User
 from todo_service.extensions import db
 from todo_service.services import seeding
 
@@ -196,6 +197,145 @@ def test_seeded_tasks_look_like_real_ones(app, runner):
     oldest = min(task.created_at for task in tasks)
     assert now - timedelta(days=200) < oldest < now - timedelta(days=60)  # months back
     assert all(task.title.strip() == task.title and task.title for task in tasks)
+
+
+def tag_counts_in_database(app: Flask, email: str) -> dict[str, int]:
+    """Tag name -> how many of the user's tasks carry it, counted over `task_tags`."""
+    with app.app_context():
+        rows = db.session.execute(
+            select(Tag.name, func.count())
+            .join(TaskTag, TaskTag.tag_id == Tag.id)
+            .join(User, User.id == Tag.user_id)
+            .where(User.email == email)
+            .group_by(Tag.name)
+        )
+        return {name: count for name, count in rows}
+
+
+def tag_counts_through_api(client: Any, email: str, password: str) -> dict[str, int]:
+    login = client.post("/api/auth/login", json={"email": email, "password": password})
+    assert login.status_code == 200, login.get_data(as_text=True)
+    response = client.get(
+        "/api/me/tags", headers={"Authorization": f"Bearer {login.json['access_token']}"}
+    )
+    assert response.status_code == 200
+    return {entry["tag"]: entry["count"] for entry in response.json}
+
+
+def test_seeded_tasks_show_every_1_1_feature(app, runner, client):
+    """Every priority, overdue tasks and tasks due later, tasks with and
+    without tags: a seeded database shows what version 1.1 added."""
+    seed(runner, users=1, tasks=400)
+
+    with app.app_context():
+        tasks = db.session.execute(select(Task)).scalars().all()
+        links = db.session.execute(
+            select(TaskTag.task_id, TaskTag.position, Tag.name)
+            .join(Tag, Tag.id == TaskTag.tag_id)
+            .order_by(TaskTag.task_id, TaskTag.position)
+        ).all()
+    now = datetime.now(UTC)
+    priorities = Counter(task.priority for task in tasks)
+    assert set(priorities) == {"low", "medium", "high"}
+    assert priorities["medium"] > len(tasks) / 2  # mostly medium (65 %)
+    due = [task for task in tasks if task.due_at is not None]
+    assert 0.3 < len(due) / len(tasks) < 0.7  # about half
+    overdue = [task for task in due if task.due_at < now and not task.completed]
+    assert overdue and any(task.due_at < now and task.completed for task in due)
+    assert any(task.due_at > now for task in due)
+    assert all(task.due_at.second == task.due_at.microsecond == 0 for task in due)
+    tags_of: dict[Any, list[tuple[int, str]]] = {}
+    for task_id, position, name in links:
+        tags_of.setdefault(task_id, []).append((position, name))
+    assert 0.3 < len(tags_of) / len(tasks) < 0.7  # half carry tags
+    assert {len(names) for names in tags_of.values()} == {1, 2, 3}
+    for names in tags_of.values():
+        assert [position for position, _ in names] == list(range(len(names)))
+        assert len({name for _, name in names}) == len(names)
+    vocabulary = {name for names in tags_of.values() for _, name in names}
+    assert 10 <= len(vocabulary) <= 20
+    assert all(name == name.strip().lower() for name in vocabulary)
+
+
+def test_seeded_tags_reach_the_api_in_order_with_exact_counts(app, runner, client):
+    result = seed(runner, users=2, tasks=150)
+    email, password = DEMO_LOGIN.search(result.stdout).groups()
+
+    counts = tag_counts_through_api(client, email, password)
+
+    assert counts == tag_counts_in_database(app, email)
+    assert sum(counts.values()) > 0
+    with app.app_context():
+        tags_of: dict[str, list[str]] = {}
+        for task_id, name in db.session.execute(
+            select(TaskTag.task_id, Tag.name)
+            .join(Tag, Tag.id == TaskTag.tag_id)
+            .join(User, User.id == Tag.user_id)
+            .where(User.email == email)
+            .order_by(TaskTag.position)
+        ):
+            tags_of.setdefault(str(task_id), []).append(name)
+    login = client.post("/api/auth/login", json={"email": email, "password": password})
+    headers = {"Authorization": f"Bearer {login.json['access_token']}"}
+    listing = client.get("/api/me/tasks?page_size=1000", headers=headers).json
+    assert len(listing) == 150
+    assert {task["id"]: task["tags"] for task in listing} == {
+        task["id"]: tags_of.get(task["id"], []) for task in listing
+    }
+    for query in ("overdue=true", "priority=high", "priority=low", "tag=work"):
+        response = client.get(f"/api/me/tasks?{query}", headers=headers)
+        assert response.status_code == 200
+        assert json.loads(response.headers["X-Pagination"])["total"] > 0, query
+    overdue = client.get("/api/me/tasks?overdue=true&page_size=1000", headers=headers).json
+    assert (
+        json.loads(client.get("/api/me/tasks?tag=work", headers=headers).headers["X-Pagination"])[
+            "total"
+        ]
+        == counts["work"]
+    )
+    assert all(not task["completed"] and task["due_at"] for task in overdue)
+
+
+def test_seed_in_many_rounds_keeps_tag_counts_exact(app, runner, client, monkeypatch):
+    """Rounds of a few tasks (one COPY of tasks and one of links each on
+    PostgreSQL, one batch each on SQLite), rounds spanning users, and a
+    top-up that reuses the tags already there: every count stays exact."""
+    monkeypatch.setattr(seeding, "_COPY_ROUND", 17)
+    monkeypatch.setattr(seeding, "_SQLITE_BATCH", 17)
+    seed(runner, users=3, tasks=40)
+
+    seed(runner, users=3, tasks=90)
+
+    assert tasks_per_user(app) == {seeding.demo_email(n): 90 for n in (1, 2, 3)}
+    for number in (1, 2, 3):
+        email = seeding.demo_email(number)
+        counts = tag_counts_through_api(client, email, seeding.DEMO_PASSWORD)
+        assert counts == tag_counts_in_database(app, email)
+        assert sum(counts.values()) > 20
+    with app.app_context():
+        names = db.session.execute(select(Tag.user_id, Tag.name)).all()
+        stored = dict(db.session.execute(select(Tag.id, Tag.task_count)).all())
+        counted = dict(
+            db.session.execute(select(TaskTag.tag_id, func.count()).group_by(TaskTag.tag_id)).all()
+        )
+    assert len(names) == len(set(names))  # one row per user and name
+    assert {tag_id: count for tag_id, count in stored.items() if count} == counted
+
+
+def test_seed_reuses_a_tag_the_user_made(app, runner, client, make_user, auth_headers):
+    owner = make_user(email="demo1@example.com")
+    headers = auth_headers(owner)
+    made = client.post("/api/me/tasks", json={"title": "mine", "tags": ["Work"]}, headers=headers)
+    assert made.status_code == 201
+
+    seed(runner, users=1, tasks=200)
+
+    with app.app_context():
+        work = db.session.execute(select(Tag.id).where(Tag.name == "work")).scalars().all()
+    assert len(work) == 1
+    counts = tag_counts_through_api(client, owner.email, owner.password)
+    assert counts == tag_counts_in_database(app, owner.email)
+    assert counts["work"] > 1
 
 
 def test_seed_leaves_an_existing_demo_account_alone(runner, make_user, login):

@@ -5,11 +5,21 @@ one's tasks are topped up to the number asked for, never added twice. A run is
 one transaction, and runs exclude each other (PostgreSQL: an advisory lock;
 SQLite: `BEGIN IMMEDIATE`), so two runs at once cannot both top up.
 
+Realistic: every field of a task (task_fields.py) gets a spread, so that a
+seeded database shows every feature of the API: about a third completed,
+mostly medium priority with some high and some low, half without a due date
+and the rest due in the past (overdue, where not completed) or in the coming
+weeks, and 0 to 3 tags in a given order from a small vocabulary, some tags
+far more common than others (`tags` gets one row per user and tag name,
+`task_tags` the links; the per-tag counts are the triggers' work).
+
 Fast: no ORM object per row (README, Performance, has the timings). On
-PostgreSQL the tasks go through one `COPY ... FROM STDIN` fed by a CSV stream
-made on the fly, so the server writes rows while Python makes the next ones; on
-SQLite, batched executemany inserts. Triggers stay on (COPY fires
-statement-level triggers like any INSERT)."""
+PostgreSQL the tasks go through `COPY ... FROM STDIN` fed by a CSV stream made
+on the fly, so the server writes rows while Python makes the next ones; their
+tag links follow in a second COPY, one pair per round of up to
+`_COPY_ROUND` tasks (memory stays bounded). On SQLite, batched executemany
+inserts. Triggers stay on (COPY fires statement-level triggers like any
+INSERT: once per COPY)."""
 
 from __future__ import annotations
 
@@ -24,10 +34,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, text
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ..db.connections import transaction
 from ..db.dialects import utcnow
-from ..db.models import Task, User
+from ..db.models import Tag, Task, TaskTag, User
 from ..extensions import db
 from .task_fields import COLUMN_FIELDS
 
@@ -40,16 +51,37 @@ _UPDATE_SPAN_US = 14 * 24 * 3600 * 1_000_000
 _COMPLETED_SHARE = 1 / 3
 _DESCRIBED_SHARE = 0.4
 _UPDATED_PENDING_SHARE = 0.25
+# Due dates, in whole minutes: half the tasks have none; of the rest, two in
+# five fell due between creation and now, three in five fall due within
+# `_DUE_AHEAD_US` from an hour from now.
+_DUE_PAST_SHARE = 0.2
+_DUE_FUTURE_SHARE = 0.3
+_DUE_AHEAD_US = 60 * 24 * 3600 * 1_000_000
+_HOUR_US = 3600 * 1_000_000
+_MINUTE_US = 60 * 1_000_000
+# 13 medium, 4 high, 3 low in 20.
+_PRIORITY_POOL = ("medium",) * 13 + ("high",) * 4 + ("low",) * 3
 
 _SEED_LOCK_KEY = 7_261_946_376  # pg_advisory_xact_lock: one seeding run at a time
 _IN_CHUNK = 1000  # ids per IN (...) list
 _SQLITE_BATCH = 5000  # rows per executemany
 _COPY_CHUNK = 2000  # rows per piece of the COPY stream
+_COPY_ROUND = 100_000  # tasks per COPY of tasks and COPY of their tag links
 _ANALYZE_AFTER = 10_000  # fresh planner statistics after a big load (PostgreSQL)
 
 # Every stored field of a task (task_fields.py): one the seeder does not fill
 # is written as NULL.
 _COPY_SQL = f"COPY tasks ({', '.join(COLUMN_FIELDS)}) FROM STDIN WITH (FORMAT csv)"
+# One line of its CSV: a column the seeder does not fill is an unquoted empty
+# field, which COPY reads as NULL.
+_COPY_FILLED = {
+    *("id", "user_id", "title", "description", "completed", "priority", "due_at"),
+    *("created_at", "updated_at"),
+}
+_COPY_LINE = (
+    ",".join(f"%({name})s" if name in _COPY_FILLED else "" for name in COLUMN_FIELDS) + "\n"
+)
+_COPY_TAGS_SQL = "COPY task_tags (task_id, tag_id, position) FROM STDIN WITH (FORMAT csv)"
 
 Progress = Callable[[int], AbstractContextManager[Callable[[int], object]]]
 """Given the number of tasks to write, a context yielding `advance(n)`."""
@@ -102,7 +134,7 @@ def seed(
                 write = _copy_tasks if postgres else _insert_tasks
                 write(conn, plan, rng, (now - _EPOCH) // _ONE_US, advance)
             if postgres and total >= _ANALYZE_AFTER:
-                conn.execute(text("ANALYZE tasks"))
+                conn.execute(text("ANALYZE tasks, task_tags, tags"))
     first = emails[0]
     works = first in created or check_password(existing[first][1], DEMO_PASSWORD)
     return SeedResult(
@@ -172,7 +204,11 @@ def _task_counts(conn: Connection, user_ids: Sequence[uuid.UUID]) -> dict[uuid.U
 # ------------------------------------------------------------------------ tasks
 
 Plan = Sequence[tuple[uuid.UUID, int]]  # (user id, how many tasks to add)
-TaskRow = tuple[int, int, int, bool, int, int]
+# (id, title index, description index or -1, completed, created, updated,
+#  priority, due or -1, tag vocabulary indexes in the task's order)
+TaskRow = tuple[int, int, int, bool, int, int, str, int, tuple[int, ...]]
+# (task id as CSV text or UUID, owner, tag vocabulary indexes)
+TagLinks = list[tuple[Any, uuid.UUID, tuple[int, ...]]]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
@@ -190,20 +226,21 @@ def _sorted_uuid4_ints(count: int) -> list[int]:
 
 
 def _task_rows(rng: random.Random, count: int, now_us: int) -> Iterator[TaskRow]:
-    """`count` tasks of one user, oldest first, as
-    (id, title index, description index or -1, completed, created, updated),
-    ids as integers and times as microseconds since the epoch.
+    """`count` tasks of one user, oldest first (see `TaskRow`), ids as
+    integers and times as microseconds since the epoch.
 
     `created_at` values are distinct (microsecond precision) over the past
-    months; `updated_at` lies between `created_at` and now. The ids are random
-    version-4 UUIDs, sorted and handed out oldest first: both indexes of the
-    table (primary key; user_id, created_at, id) then fill in order, which
-    makes COPY about twice as fast as with ids in random order.
+    months; `updated_at` lies between `created_at` and now; a due date in the
+    past lies after `created_at` (to the minute) and before now. The ids are
+    random version-4 UUIDs, sorted and handed out oldest first: both indexes
+    of the table (primary key; user_id, created_at, id) then fill in order,
+    which makes COPY about twice as fast as with ids in random order.
     """
     ages = rng.sample(range(1, _CREATED_SPAN_US), count)
     ages.sort(reverse=True)
     random_float = rng.random
     titles, descriptions = len(_TITLES), len(_DESCRIPTIONS)
+    priorities, tag_lists = len(_PRIORITY_POOL), len(_TAG_LISTS)
     for task_id, age in zip(_sorted_uuid4_ints(count), ages, strict=True):
         created = now_us - age
         completed = random_float() < _COMPLETED_SHARE
@@ -213,11 +250,62 @@ def _task_rows(rng: random.Random, count: int, now_us: int) -> Iterator[TaskRow]
         description = (
             int(random_float() * descriptions) if random_float() < _DESCRIBED_SHARE else -1
         )
-        yield task_id, int(random_float() * titles), description, completed, created, updated
+        due = -1
+        draw = random_float()
+        if draw < _DUE_PAST_SHARE:
+            due = created + int(random_float() * age)
+            due -= due % _MINUTE_US
+        elif draw < _DUE_PAST_SHARE + _DUE_FUTURE_SHARE:
+            due = now_us + _HOUR_US + int(random_float() * _DUE_AHEAD_US)
+            due -= due % _MINUTE_US
+        yield (
+            task_id,
+            int(random_float() * titles),
+            description,
+            completed,
+            created,
+            updated,
+            _PRIORITY_POOL[int(random_float() * priorities)],
+            due,
+            _TAG_LISTS[int(random_float() * tag_lists)],
+        )
+
+
+def _plan_rows(plan: Plan, rng: random.Random, now_us: int) -> Iterator[tuple[uuid.UUID, TaskRow]]:
+    for user_id, count in plan:
+        for row in _task_rows(rng, count, now_us):
+            yield user_id, row
 
 
 def _datetime(microseconds: int) -> datetime:
     return _EPOCH + timedelta(microseconds=microseconds)
+
+
+def _tag_ids(conn: Connection, links: TagLinks) -> dict[uuid.UUID, dict[int, int]]:
+    """owner -> vocabulary index -> tag id, for every tag `links` uses; the
+    tags missing are made (a user's own tag of the same name is reused)."""
+    wanted: dict[uuid.UUID, set[int]] = {}
+    for _, user_id, tags in links:
+        wanted.setdefault(user_id, set()).update(tags)
+    rows = [
+        {"user_id": user_id, "name": _TAG_NAMES[index]}
+        for user_id, indexes in wanted.items()
+        for index in sorted(indexes)
+    ]
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(Tag).on_conflict_do_nothing(index_elements=["user_id", "name"])
+    for chunk in _chunks(rows, _SQLITE_BATCH):
+        conn.execute(statement, list(chunk))
+    ids: dict[uuid.UUID, dict[int, int]] = {}
+    for chunk in _chunks(list(wanted), _IN_CHUNK):
+        found = conn.execute(
+            select(Tag.user_id, Tag.name, Tag.id).where(
+                Tag.user_id.in_(chunk), Tag.name.in_(_TAG_NAMES)
+            )
+        )
+        for user_id, name, tag_id in found:
+            ids.setdefault(user_id, {})[_TAG_INDEX[name]] = tag_id
+    return ids
 
 
 def _insert_tasks(
@@ -227,28 +315,39 @@ def _insert_tasks(
     now_us: int,
     advance: Callable[[int], object],
 ) -> None:
-    batch: list[dict[str, Any]] = []
-    for user_id, count in plan:
-        for task_id, title, description, completed, created, updated in _task_rows(
-            rng, count, now_us
-        ):
+    rows = _plan_rows(plan, rng, now_us)
+    while round_ := list(itertools.islice(rows, _SQLITE_BATCH)):
+        batch: list[dict[str, Any]] = []
+        links: TagLinks = []
+        for user_id, row in round_:
+            task_id, title, description, completed, created, updated, priority, due, tags = row
+            task_uuid = uuid.UUID(int=task_id)
             batch.append(
                 {
-                    "id": uuid.UUID(int=task_id),
+                    "id": task_uuid,
                     "user_id": user_id,
                     "title": _TITLES[title],
                     "description": _DESCRIPTIONS[description] if description >= 0 else None,
                     "completed": completed,
+                    "priority": priority,
+                    "due_at": _datetime(due) if due >= 0 else None,
                     "created_at": _datetime(created),
                     "updated_at": _datetime(updated),
                 }
             )
-            if len(batch) == _SQLITE_BATCH:
-                conn.execute(insert(Task), batch)
-                advance(len(batch))
-                batch = []
-    if batch:
+            if tags:
+                links.append((task_uuid, user_id, tags))
         conn.execute(insert(Task), batch)
+        if links:
+            ids = _tag_ids(conn, links)
+            conn.execute(
+                insert(TaskTag),
+                [
+                    {"task_id": task_uuid, "tag_id": ids[user_id][tag], "position": position}
+                    for task_uuid, user_id, tags in links
+                    for position, tag in enumerate(tags)
+                ],
+            )
         advance(len(batch))
 
 
@@ -259,39 +358,58 @@ def _copy_tasks(
     now_us: int,
     advance: Callable[[int], object],
 ) -> None:
-    def csv_pieces() -> Iterator[str]:
+    def csv_pieces(round_: Iterator[tuple[uuid.UUID, TaskRow]], links: TagLinks) -> Iterator[str]:
         # Index -1 (no description) is the last entry: an unquoted empty
         # field, which COPY reads as NULL.
         titles, descriptions = _TITLES_CSV, (*_DESCRIPTIONS_CSV, "")
-        for user_id, count in plan:
-            user = user_id.hex
-            rows = _task_rows(rng, count, now_us)
-            while batch := list(itertools.islice(rows, _COPY_CHUNK)):
-                lines = []
-                for task_id, title, description, completed, created, updated in batch:
-                    created_at = _datetime(created).isoformat()
-                    updated_at = (
-                        created_at if updated == created else _datetime(updated).isoformat()
-                    )
-                    row = {
-                        "id": f"{task_id:032x}",
-                        "user_id": user,
-                        "title": titles[title],
-                        "description": descriptions[description],
-                        "completed": "t" if completed else "f",
-                        "priority": "medium",
-                        "created_at": created_at,
-                        "updated_at": updated_at,
-                    }
-                    # An unquoted empty field is NULL.
-                    lines.append(",".join([row.get(name, "") for name in COLUMN_FIELDS]) + "\n")
-                yield "".join(lines)
-                advance(len(batch))
+        owner, user = None, ""
+        while batch := list(itertools.islice(round_, _COPY_CHUNK)):
+            lines = []
+            for user_id, row in batch:
+                if user_id is not owner:
+                    owner, user = user_id, user_id.hex
+                task_id, title, description, completed, created, updated, priority, due, tags = row
+                created_at = _datetime(created).isoformat()
+                updated_at = created_at if updated == created else _datetime(updated).isoformat()
+                task_hex = f"{task_id:032x}"
+                fields = {
+                    "id": task_hex,
+                    "user_id": user,
+                    "title": titles[title],
+                    "description": descriptions[description],
+                    "completed": "t" if completed else "f",
+                    "priority": priority,
+                    "due_at": _datetime(due).isoformat() if due >= 0 else "",
+                    "created_at": created_at,
+                    "updated_at": updated_at,
+                }
+                lines.append(_COPY_LINE % fields)
+                if tags:
+                    links.append((task_hex, user_id, tags))
+            yield "".join(lines)
+            advance(len(batch))
 
+    def link_pieces(links: TagLinks, ids: dict[uuid.UUID, dict[int, int]]) -> Iterator[str]:
+        for chunk in _chunks(links, _COPY_CHUNK):
+            yield "".join(
+                f"{task_hex},{ids[user_id][tag]},{position}\n"
+                for task_hex, user_id, tags in chunk
+                for position, tag in enumerate(tags)
+            )
+
+    rows = _plan_rows(plan, rng, now_us)
     # The driver's own connection, inside this transaction: psycopg2's COPY.
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.copy_expert(_COPY_SQL, _TextStream(csv_pieces()), size=1 << 16)
+        while (first := next(rows, None)) is not None:
+            round_ = itertools.chain([first], itertools.islice(rows, _COPY_ROUND - 1))
+            links: TagLinks = []
+            cursor.copy_expert(_COPY_SQL, _TextStream(csv_pieces(round_, links)), size=1 << 16)
+            if links:
+                ids = _tag_ids(conn, links)
+                cursor.copy_expert(
+                    _COPY_TAGS_SQL, _TextStream(link_pieces(links, ids)), size=1 << 16
+                )
     finally:
         cursor.close()
 
@@ -399,7 +517,37 @@ def _description_pool() -> tuple[str, ...]:
     return tuple(sorted(pool))
 
 
+_TAG_NAMES = (
+    *("work", "home", "errands", "shopping", "family", "health", "finance", "bills"),
+    *("travel", "urgent", "someday", "reading", "fitness", "garden", "car", "kids"),
+    *("admin", "calls", "email", "ideas"),
+)
+_TAG_INDEX = {name: index for index, name in enumerate(_TAG_NAMES)}
+# How many tags a task carries: 0 (half the tasks), 1 (three in ten), 2 or 3
+# (one in twenty). Three quarters of a link per task on average: a link costs
+# the database about what a task row does (two foreign-key checks).
+_TAGS_PER_TASK_WEIGHTS = (10, 6, 3, 1)
+
+
+def _tag_list_pool() -> tuple[tuple[int, ...], ...]:
+    """A fixed pool of tag lists (indexes into `_TAG_NAMES`, in order, no
+    repeats) to draw from: "work" and "home" common, "ideas" rare."""
+    pick = random.Random(6)  # noqa: S311
+    weights = [1 / (rank + 2) for rank in range(len(_TAG_NAMES))]
+    lists: list[tuple[int, ...]] = []
+    for _ in range(2000):
+        (size,) = pick.choices(range(4), weights=_TAGS_PER_TASK_WEIGHTS)
+        chosen: list[int] = []
+        while len(chosen) < size:
+            (index,) = pick.choices(range(len(_TAG_NAMES)), weights=weights)
+            if index not in chosen:
+                chosen.append(index)
+        lists.append(tuple(chosen))
+    return tuple(lists)
+
+
 _TITLES = _title_pool()
 _DESCRIPTIONS = _description_pool()
 _TITLES_CSV = tuple(_csv_field(title) for title in _TITLES)
 _DESCRIPTIONS_CSV = tuple(_csv_field(description) for description in _DESCRIPTIONS)
+_TAG_LISTS = _tag_list_pool()
