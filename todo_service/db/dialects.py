@@ -170,16 +170,24 @@ def _in_subquery_pg(element: in_subquery, compiler: SQLCompiler, **kw: Any) -> s
 
 
 class TagList(TypeDecorator[list[str]]):
-    """A list of tag names: a PostgreSQL text array, or SQLite's JSON array text."""
+    """A list of tag names: a PostgreSQL text array (a list already, from
+    psycopg2), or SQLite's JSON array text."""
 
     impl = String()
     cache_ok = True
 
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        # None on PostgreSQL: a column without a processor keeps a statement's
+        # rows on the fast path of `Prebuilt` (a list page has 50 of them).
+        return None if dialect.name == "postgresql" else _tags_from_json
+
     def process_result_value(self, value: Any, dialect: Dialect) -> list[str]:
-        if isinstance(value, str):
-            names: list[str] = orjson.loads(value)
-            return names
-        return list(value or ())
+        return list(value) if dialect.name == "postgresql" else _tags_from_json(value)
+
+
+def _tags_from_json(value: str | None) -> list[str]:
+    names: list[str] = orjson.loads(value) if value else []
+    return names
 
 
 class task_tag_list(FunctionElement[list[str]]):  # noqa: N801
