@@ -165,17 +165,10 @@ class TaskItem(_TaskView):
     def put(self, data: dict[str, Any], user_id: uuid.UUID | str, task_id: uuid.UUID) -> Any:
         """Replace a task
 
-        A field left out takes its default (`description` null, not completed).
+        A field left out takes its default (`description` null, not
+        completed, priority `medium`, no due date, no tags).
         """
-        owner = resolve_owner(user_id)
-        row = tasks.update_task(
-            owner_id=owner,
-            task_id=task_id,
-            changes=data,
-            token=defer_token_check(),
-            if_match=conditional.if_match()[1],
-        )
-        return _task_response(row)
+        return _update(data, user_id, task_id)
 
     @takes_if_match
     @blp.arguments(TaskPatch(), required=False)  # no body: nothing changes
@@ -183,16 +176,11 @@ class TaskItem(_TaskView):
     @blp.errors(400, 401, 403, 404, 412, 503)
     @blp.doc(operationId="updateTask", security=BEARER)
     def patch(self, data: dict[str, Any], user_id: uuid.UUID | str, task_id: uuid.UUID) -> Any:
-        """Change some fields of a task"""
-        owner = resolve_owner(user_id)
-        row = tasks.update_task(
-            owner_id=owner,
-            task_id=task_id,
-            changes=data,
-            token=defer_token_check(),
-            if_match=conditional.if_match()[1],
-        )
-        return _task_response(row)
+        """Change some fields of a task
+
+        `tags` replaces the whole list.
+        """
+        return _update(data, user_id, task_id)
 
     @takes_if_match
     @blp.response(204)
@@ -208,6 +196,19 @@ class TaskItem(_TaskView):
             if_match=conditional.if_match()[1],
         )
         return Response(status=204)
+
+
+def _update(data: dict[str, Any], user_id: uuid.UUID | str, task_id: uuid.UUID) -> Response:
+    """PUT and PATCH: `data` holds the fields to write (PUT: all of them)."""
+    owner = resolve_owner(user_id)
+    row = tasks.update_task(
+        owner_id=owner,
+        task_id=task_id,
+        changes=data,
+        token=defer_token_check(),
+        if_match=conditional.if_match()[1],
+    )
+    return _task_response(row)
 
 
 @blp.route("/<user_ref:user_id>/tasks/<uuid:task_id>/complete")

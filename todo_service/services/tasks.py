@@ -239,6 +239,15 @@ _COUNTS_QUERY = select(
     func.coalesce(func.sum(TaskCount.completed), 0).label("completed"),
 ).where(TaskCount.user_id == bindparam("owner_id"))
 _COUNTS = Prebuilt(_COUNTS_QUERY)
+# The counts as two columns that ride along in another statement.
+_COUNT_COLUMNS = (
+    _COUNTS_QUERY.with_only_columns(_COUNTS_QUERY.selected_columns[0])
+    .scalar_subquery()
+    .label("_total"),
+    _COUNTS_QUERY.with_only_columns(_COUNTS_QUERY.selected_columns[1])
+    .scalar_subquery()
+    .label("_completed"),
+)
 
 
 # Below this OFFSET a page is read directly; from it on through its ids.
@@ -261,14 +270,7 @@ def _page_statement(sort: str, filters: _Filters, deep: bool) -> Prebuilt:
     columns += version_columns(clock=filters.overdue is not None)
     if filters.counted:
         # The counts ride along with the page: one round trip instead of two.
-        columns += [
-            _COUNTS_QUERY.with_only_columns(_COUNTS_QUERY.selected_columns[0])
-            .scalar_subquery()
-            .label("_total"),
-            _COUNTS_QUERY.with_only_columns(_COUNTS_QUERY.selected_columns[1])
-            .scalar_subquery()
-            .label("_completed"),
-        ]
+        columns += _COUNT_COLUMNS
     if not deep:
         return Prebuilt(
             select(*columns)
@@ -301,12 +303,7 @@ def _version_statement(filters: _Filters, page_check: bool) -> Prebuilt:
     page is still empty."""
     columns: list[Any] = [
         tokens.still_valid().label("_token_ok"),
-        _COUNTS_QUERY.with_only_columns(_COUNTS_QUERY.selected_columns[0])
-        .scalar_subquery()
-        .label("_total"),
-        _COUNTS_QUERY.with_only_columns(_COUNTS_QUERY.selected_columns[1])
-        .scalar_subquery()
-        .label("_completed"),
+        *_COUNT_COLUMNS,
         *version_columns(clock=filters.overdue is not None),
     ]
     if page_check:
