@@ -104,3 +104,59 @@ export function readLinks(headers: Headers): Map<string, URL> {
   }
   return links;
 }
+
+type Responses<P extends keyof paths, M extends keyof paths[P]> = paths[P][M] extends {
+  responses: infer R;
+}
+  ? R
+  : never;
+
+/** The statuses the document declares for an operation (path and method). */
+export type DeclaredStatus<P extends keyof paths, M extends keyof paths[P]> = keyof Responses<
+  P,
+  M
+> &
+  number;
+
+type HeadersOf<R> = R extends { headers: infer H } ? H : never;
+
+/** The response headers the document names for an operation's status, without
+ * the catch-all `[name: string]: unknown` that openapi-typescript adds. */
+export type DeclaredHeader<
+  P extends keyof paths,
+  M extends keyof paths[P],
+  S extends DeclaredStatus<P, M>,
+> = keyof {
+  [K in keyof HeadersOf<Responses<P, M>[S]> as string extends K ? never : K]: unknown;
+} &
+  string;
+
+/** One answer of one operation, as the document declares it: `[path,
+ * method, status]`. Naming a status the document does not declare for that
+ * operation does not compile. */
+export function declared<
+  P extends keyof paths,
+  M extends keyof paths[P],
+  S extends DeclaredStatus<P, M>,
+>(path: P, method: M, status: S): readonly [P, M, S] {
+  return [path, method, status];
+}
+
+/** A response header that the document declares for this operation and
+ * status (a header it does not name does not compile); the response must
+ * have that status and carry the header. */
+export function readHeader<
+  P extends keyof paths,
+  M extends keyof paths[P],
+  S extends DeclaredStatus<P, M>,
+>(answer: readonly [P, M, S], response: Response, name: DeclaredHeader<P, M, S>): string {
+  const [path, method, status] = answer;
+  if (response.status !== status) {
+    throw new Error(`${String(method)} ${path}: status ${response.status}, expected ${status}`);
+  }
+  const value = response.headers.get(name);
+  if (value === null) {
+    throw new Error(`${String(method)} ${path} ${status}: no ${name} header`);
+  }
+  return value;
+}
