@@ -127,10 +127,16 @@ class TagList(fields.Field):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        # No minLength/maxLength on the items: the limits count code points
+        # after trimming, which a schema cannot say (a 50-letter tag with
+        # spaces around it is valid).
         self.metadata = {
             "type": "array",
-            "items": {"type": "string", "minLength": 1, "maxLength": TAG_MAX_LENGTH},
-            "maxItems": TAGS_PER_TASK,
+            "items": {"type": "string"},
+            "description": (
+                f"Each trimmed, then 1 to {TAG_MAX_LENGTH} characters, lower-cased; "
+                f"at most {TAGS_PER_TASK} once duplicates collapse; order kept."
+            ),
             **self.metadata,
         }
 
