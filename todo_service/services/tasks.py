@@ -292,6 +292,14 @@ def _page_statement(sort: str, filters: _Filters, deep: bool) -> Prebuilt:
 
 @lru_cache(maxsize=256)
 def _match_count_statement(filters: _Filters) -> Prebuilt:
+    """The exact total of a filter the per-user counts cannot answer. One tag
+    and nothing else: the tag's own count, kept by triggers on `task_tags`
+    (migration 0003), instead of counting a million rows."""
+    if filters == _Filters(tags=1):
+        tag_count = select(Tag.task_count).where(
+            Tag.user_id == bindparam("owner_id"), Tag.name == bindparam("tag_0")
+        )
+        return Prebuilt(select(func.coalesce(tag_count.scalar_subquery(), 0).label("total")))
     conditions = _conditions(filters)
     return Prebuilt(select(func.count().label("total")).select_from(Task).where(*conditions))
 
