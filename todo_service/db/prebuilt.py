@@ -58,15 +58,6 @@ _PLACEHOLDER_OR_PERCENT = re.compile(r"%%|%\(([^)]+)\)s")
 # PostgreSQL: a prepared statement that does not exist / already exists.
 _NOT_PREPARED = "26000"
 _ALREADY_PREPARED = "42P05"
-# Prepared statements keep one generic plan. Left to choose, PostgreSQL
-# plans a list page anew on every EXECUTE: the page's LIMIT is a parameter,
-# and the generic plan's estimate (a tenth of the user's rows, each with its
-# tags subquery) looks far dearer than a custom plan for 50 rows, although
-# the plan is the same index scan. Planning was then about half of the
-# database's time for a first page (measured at 10,000 tasks: 0.9 to 1.2 ms
-# an EXECUTE, 0.6 ms with the generic plan). It changes nothing but prepared
-# statements, which only this module makes.
-_GENERIC_PLANS = "SET plan_cache_mode = force_generic_plan"
 # "cached plan must not change result type": a table's columns changed
 # (a migration) after the statement was prepared on this connection.
 _PLAN_CHANGED = "0A000"
@@ -188,8 +179,6 @@ class Prebuilt:
         if prepared.name not in names:
             cursor = conn.connection.cursor()
             try:
-                if not names:  # the connection's first: see _GENERIC_PLANS
-                    cursor.execute(_GENERIC_PLANS)
                 cursor.execute(prepared.prepare)
             except conn.dialect.loaded_dbapi.Error as error:
                 if getattr(error, "pgcode", None) != _ALREADY_PREPARED:
