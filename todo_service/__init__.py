@@ -19,8 +19,12 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import Config, engine_options, normalize_database_url
-from .db.connections import ping_idle_connections, register_connection_teardown
-from .db.prebuilt import prepare_statements
+from .db.connections import (
+    ping_idle_connections,
+    register_connection_teardown,
+    serial_plans_only,
+)
+from .db.prebuilt import prepare_statements, prepares_statements
 from .errors import register_error_handlers
 from .extensions import db, jwt, migrate
 from .openapi import api
@@ -71,6 +75,8 @@ def create_app(
     with app.app_context():
         ping_idle_connections(db.engine, app.config["DATABASE_IDLE_PING_SECONDS"])
         prepare_statements(db.engine, app.config["DATABASE_PREPARED_STATEMENTS"])
+        if prepares_statements(db.engine):  # a direct PostgreSQL connection
+            serial_plans_only(db.engine)
     # Batch mode: SQLite can only alter tables by copying them.
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
     jwt.init_app(app)
