@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -104,3 +105,14 @@ def _text(response: Any) -> str:
     if isinstance(text, str):
         return text[:500]
     return response.get_data(as_text=True)[:500]
+
+
+def send(client, method: str, url: str, body: Any, headers: dict[str, str]) -> Any:
+    """`body` as raw UTF-8 JSON (the test client would escape non-ASCII)."""
+    return client.open(
+        url,
+        method=method,
+        data=json.dumps(body, ensure_ascii=False).encode(),
+        content_type="application/json",
+        headers=headers,
+    )

@@ -7,7 +7,6 @@ from __future__ import annotations
 import itertools
 import json
 import random
-import threading
 import uuid
 from collections import Counter
 from typing import Any
@@ -17,9 +16,8 @@ import requests
 from sqlalchemy import text
 
 from tests.helpers import assert_error
+from tests.test_concurrency import TIMEOUT, run_together
 from todo_service.extensions import db
-
-TIMEOUT = 60
 
 
 def post(client, headers: dict[str, str], **body: Any) -> dict[str, Any]:
@@ -272,31 +270,6 @@ def test_deleting_every_task_of_a_user_empties_the_tags(app, client, headers, us
 # ------------------------------------------------------------- concurrency
 
 
-def _run_together(count: int, call) -> list[Any]:
-    barrier = threading.Barrier(count, timeout=TIMEOUT)
-    results: list[Any] = [None] * count
-    failures: list[BaseException] = []
-
-    def worker(index: int) -> None:
-        try:
-            with requests.Session() as session:
-                barrier.wait()
-                results[index] = call(session, index)
-        except BaseException as exc:
-            failures.append(exc)
-            barrier.abort()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=2 * TIMEOUT)
-    assert not any(thread.is_alive() for thread in threads), "a request thread hung"
-    if failures:
-        raise failures[0]
-    return results
-
-
 @pytest.mark.live
 def test_concurrent_tag_writes_keep_the_counts_exact(app, live_server):
     email = f"tagger-{uuid.uuid4().hex}@example.com"
@@ -347,7 +320,7 @@ def test_concurrent_tag_writes_keep_the_counts_exact(app, live_server):
             f"{live_server}/api/me/tasks/{task_id}", json=body, headers=auth, timeout=TIMEOUT
         )
 
-    responses = _run_together(len(plans), write)
+    responses = run_together(len(plans), write)
 
     statuses = [(r.status_code, r.text[:200]) for r in responses]
     assert all(status == 200 for status, _ in statuses), statuses

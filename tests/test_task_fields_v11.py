@@ -3,25 +3,13 @@ Details (1.1): Fields), over the real app on the test database."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 
-from tests.helpers import TASK_KEYS, assert_error
+from tests.helpers import TASK_KEYS, assert_error, send
 
 EMOJI = "\U0001f600"
-
-
-def send(client, method: str, url: str, body: Any, headers: dict[str, str]) -> Any:
-    """`body` as raw UTF-8 JSON, so that non-ASCII text travels as it is."""
-    return client.open(
-        url,
-        method=method,
-        data=json.dumps(body, ensure_ascii=False).encode(),
-        content_type="application/json",
-        headers=headers,
-    )
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ timestamps that come with them."""
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from datetime import UTC, datetime
@@ -13,7 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.helpers import TASK_KEYS, assert_error
+from tests.helpers import TASK_KEYS, assert_error, send
 
 RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|\+00:00)$")
 EMOJI = "\U0001f600"  # one code point, four UTF-8 bytes, two UTF-16 units
@@ -63,17 +62,6 @@ def assert_client_error(response: Any, *codes: int) -> None:
             response.status_code,
             error_fields={loc: set(names) for loc, names in errors.items()},
         )
-
-
-def send(client, method: str, url: str, body: Any, headers: dict[str, str]) -> Any:
-    """`body` as raw UTF-8 JSON (the test client would escape non-ASCII)."""
-    return client.open(
-        url,
-        method=method,
-        data=json.dumps(body, ensure_ascii=False).encode(),
-        content_type="application/json",
-        headers=headers,
-    )
 
 
 @pytest.fixture
