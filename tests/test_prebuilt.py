@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy.exc
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import (
     Connection,
     Engine,
@@ -29,8 +30,9 @@ from sqlalchemy import (
 from todo_service.db.models import RevokedToken
 from todo_service.db.prebuilt import Prebuilt, prepare_statements, prepares_statements
 from todo_service.extensions import db
+from todo_service.services import tasks
 
-from .helpers import captured_records
+from .helpers import TestUser, captured_records
 
 _REVOKE = Prebuilt(insert(RevokedToken).values(jti=bindparam("jti"), expires_at=bindparam("at")))
 _READ = Prebuilt(
@@ -238,3 +240,37 @@ def test_when_statements_are_prepared(url: str, setting: str, expected: bool) ->
     engine = create_engine(url)  # nothing connects
     prepare_statements(engine, setting)
     assert prepares_statements(engine) is expected
+
+
+def _plans(conn: Connection, statement: Prebuilt) -> tuple[int, int]:
+    """(generic, custom) plans the connection ran for `statement`."""
+    prepared = statement._by_dialect[conn.dialect].prepared
+    assert prepared is not None
+    row = conn.exec_driver_sql(
+        "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE name = %(name)s",
+        {"name": prepared.name},
+    ).one()
+    return row.generic_plans, row.custom_plans
+
+
+@on_postgres_direct
+def test_a_first_page_and_its_revalidation_are_planned_once(
+    preparing_engine: Engine, client: FlaskClient, user: TestUser, headers: dict[str, str]
+) -> None:
+    """Their LIMITs are written out (`written_limit`): with a bound one,
+    PostgreSQL planned both again on every request, which cost a first page
+    as much time as running it."""
+    for number in range(3):
+        client.post(
+            f"/api/{user.id}/tasks", json={"title": f"t{number}", "tags": ["a"]}, headers=headers
+        )
+    url = f"/api/{user.id}/tasks?page_size=50"
+    for _ in range(8):
+        etag = client.get(url, headers=headers).headers["ETag"]
+        assert client.get(url, headers={**headers, "If-None-Match": etag}).status_code == 304
+    first_page = tasks._page_statement("-created_at", tasks._Filters(), False, 50)
+    version = tasks._version_statement(tasks._Filters(), False)
+    with preparing_engine.connect() as conn:  # the connection the requests used
+        for statement in (first_page, version):
+            generic, custom = _plans(conn, statement)
+            assert (generic, custom) == (3, 5)  # PostgreSQL tries five custom plans first

@@ -38,10 +38,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, Integer, literal_column
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import Compiled
+from sqlalchemy.sql.elements import ColumnClause
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,19 @@ _ALREADY_PREPARED = "42P05"
 # "cached plan must not change result type": a table's columns changed
 # (a migration) after the statement was prepared on this connection.
 _PLAN_CHANGED = "0A000"
+
+
+def written_limit(count: int) -> ColumnClause[int]:
+    """A LIMIT (or OFFSET) written into the SQL instead of bound.
+
+    PostgreSQL keeps one generic plan for a prepared statement only while
+    that plan looks no dearer than one made for the values at hand. A bound
+    LIMIT defeats this: without its value the generic plan assumes a tenth
+    of the rows are wanted, looks far dearer, and every EXECUTE is planned
+    again (for a first page, more time than running it). Written out, a
+    LIMIT costs one prepared statement per value, so only small fixed sets
+    of values are written."""
+    return literal_column(str(int(count)), Integer())
 
 
 def prepare_statements(engine: Engine, setting: str) -> None:

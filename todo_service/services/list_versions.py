@@ -39,6 +39,7 @@ from sqlalchemy import (
 
 from ..db.dialects import UTCDateTime, current_xmin, joined_text
 from ..db.models import Task, TaskTombstone
+from ..db.prebuilt import written_limit
 
 # Aliases: a subquery on `tasks` inside a statement reading `tasks` would
 # otherwise be correlated with the outer query's rows.
@@ -62,7 +63,7 @@ def _greatest_settled(table: Any) -> Any:
         select(_position(table))
         .where(table.c.user_id == bindparam("owner_id"), table.c.change_xid < current_xmin())
         .order_by(table.c.change_xid.desc(), table.c.change_seq.desc())
-        .limit(1)
+        .limit(written_limit(1))  # keeps a generic plan (db/prebuilt.py)
         .scalar_subquery()
     )
 

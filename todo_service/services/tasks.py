@@ -50,7 +50,7 @@ from ..db.dialects import (
     utcnow,
 )
 from ..db.models import Tag, Task, TaskCount, TaskTag
-from ..db.prebuilt import Prebuilt
+from ..db.prebuilt import Prebuilt, written_limit
 from ..errors import TaskNotFound, Unauthorized
 from . import preconditions, tokens
 from .list_versions import version_columns, version_of
@@ -253,15 +253,37 @@ _COUNT_COLUMNS = (
 # Below this OFFSET a page is read directly; from it on through its ids.
 _DEEP_OFFSET = 500
 
+# Orders read straight off the index on (user_id, created_at, id) or
+# (user_id, due_at, id): a first page in one of them is the same plan (walk
+# the index, stop after the page) for a user with ten tasks or a million.
+_INDEX_ORDERS = frozenset({"-created_at", "created_at", "due_at"})
+
+
+def _written_page_size(query: ListQuery, filters: _Filters) -> int | None:
+    """The page size to write into the page's SQL, or None to bind it.
+
+    Most requests are for a first page, and on PostgreSQL planning that
+    statement again on every request (what a bound LIMIT leads to, see
+    `written_limit`) cost as much as running it. Written out, it is planned
+    once per connection and page size. Only where the best plan cannot
+    depend on the user: a first page in an index order, filtered by nothing
+    but completion. Every other page is planned for its values."""
+    if query.page == 1 and query.sort in _INDEX_ORDERS and filters.counted:
+        return query.page_size
+    return None
+
 
 @lru_cache(maxsize=256)
-def _page_statement(sort: str, filters: _Filters, deep: bool) -> Prebuilt:
+def _page_statement(
+    sort: str, filters: _Filters, deep: bool, written_page_size: int | None = None
+) -> Prebuilt:
     """The page's rows in order, the user's counts riding along.
 
     The page is found on ids alone, and only its rows are then fetched (a
     "deferred join"): OFFSET skips rows one by one, and skipping entries of
     the index on (user_id, created_at, id) is much cheaper than skipping whole
     rows and formatting their columns. Near the top a direct read is cheaper.
+    A first page may have its size written out (`_written_page_size`).
     """
     order = _sort_order(sort)
     conditions = _conditions(filters)
@@ -271,6 +293,13 @@ def _page_statement(sort: str, filters: _Filters, deep: bool) -> Prebuilt:
     if filters.counted:
         # The counts ride along with the page: one round trip instead of two.
         columns += _COUNT_COLUMNS
+    if written_page_size is not None:
+        return Prebuilt(
+            select(*columns)
+            .where(*conditions)
+            .order_by(*order)
+            .limit(written_limit(written_page_size))
+        )
     if not deep:
         return Prebuilt(
             select(*columns)
@@ -318,7 +347,7 @@ def _version_statement(filters: _Filters, page_check: bool) -> Prebuilt:
         first_of_page = (
             select(Task.id)
             .where(*_conditions(filters))
-            .limit(1)
+            .limit(written_limit(1))
             .offset(bindparam("offset", type_=Integer()))
         )
         columns.append((~first_of_page.exists()).label("_still_empty"))
@@ -368,7 +397,7 @@ def list_tasks(
     filters = query.filters()
     conn = connection()
     deep = params["offset"] >= _DEEP_OFFSET
-    page = _page_statement(query.sort, filters, deep)
+    page = _page_statement(query.sort, filters, deep, _written_page_size(query, filters))
     rows = page.execute(conn, params).rows
     if rows:
         version = version_of(rows[0])
