@@ -75,6 +75,7 @@ _IF_NONE_MATCH_PARAM = {
 # or an entity tag, then a comma or the end.
 _ELEMENT = re.compile(r'[ \t]*(?:(\*)|(W/)?"([\x21\x23-\x7e\x80-\xff]*)")?[ \t]*(?:,|$)')
 _TASK_TAG = re.compile(r"[0-9]{20}")
+_NOT_DIGITS = re.compile(r"[^0-9]+")
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ def _parse(value: str) -> _Tags:
 def task_etag(task: dict[str, Any]) -> str:
     """The strong ETag of a task row (its `updated_at` text, digits only)."""
     text: str = task["updated_at"]
-    return '"' + "".join(char for char in text if char.isdigit()) + '"'
+    return '"' + _NOT_DIGITS.sub("", text) + '"'
 
 
 def _updated_at_text(opaque: str) -> str | None:

@@ -155,7 +155,7 @@ class TaskItem(_TaskView):
         etag = task_etag(task)
         if conditional.none_match(etag):
             return conditional.not_modified(etag)
-        return _task_response(task)
+        return json_response(task_payload(task), headers={"ETag": etag})
 
     @takes_if_match
     @blp.arguments(TaskReplace())
