@@ -112,6 +112,16 @@ class Outcome:
         return self.rows[0] if self.rows else None
 
 
+@dataclass(frozen=True)
+class TupleOutcome:
+    """The same as plain tuples, with the column labels once: for a page of
+    rows, where a dict of every column of every row would be wasted work."""
+
+    columns: tuple[str, ...]
+    rows: list[tuple[Any, ...]]
+    rowcount: int
+
+
 @dataclass
 class _Compiled:
     sql: str
@@ -136,6 +146,13 @@ class Prebuilt:
         )
 
     def execute(self, conn: Connection, params: Mapping[str, Any]) -> Outcome:
+        result = self.execute_tuples(conn, params)
+        columns = result.columns
+        return Outcome(
+            [dict(zip(columns, row, strict=True)) for row in result.rows], result.rowcount
+        )
+
+    def execute_tuples(self, conn: Connection, params: Mapping[str, Any]) -> TupleOutcome:
         compiled = self._by_dialect.get(conn.dialect)
         if compiled is None:
             compiled = self._compile(conn.dialect)
@@ -165,7 +182,7 @@ class Prebuilt:
                 cursor.execute(sql, arguments)
             for listener in conn.dispatch.after_cursor_execute:
                 listener(conn, cursor, sql, arguments, None, False)
-            rows = self._rows(compiled, conn.dialect, cursor)
+            columns, rows = self._rows(compiled, conn.dialect, cursor)
             rowcount = cursor.rowcount
             cursor.close()
         except Exception as error:
@@ -173,7 +190,7 @@ class Prebuilt:
             # the connection (and the pool) on a disconnect, closes the cursor,
             # and raises: exactly what `Connection.execute` does on an error.
             conn._handle_dbapi_exception(error, sql, arguments, cursor, None)
-        return Outcome(rows, rowcount)
+        return TupleOutcome(columns, rows, rowcount)
 
     @staticmethod
     def _may_prepare(conn: Connection) -> bool:
@@ -235,10 +252,12 @@ class Prebuilt:
         return result
 
     @staticmethod
-    def _rows(compiled: _Compiled, dialect: Dialect, cursor: Any) -> list[dict[str, Any]]:
+    def _rows(
+        compiled: _Compiled, dialect: Dialect, cursor: Any
+    ) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
         description = cursor.description
         if description is None:  # no result rows (an INSERT without RETURNING)
-            return []
+            return (), []
         processors = compiled.result_processors
         if processors is None:
             processors = tuple(
@@ -246,14 +265,14 @@ class Prebuilt:
                 for type_, column in zip(compiled.result_types, description, strict=True)
             )
             compiled.result_processors = processors
-        names = [column[0] for column in description]
+        names = tuple(column[0] for column in description)
         if not any(processors):
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-        return [
-            {
-                name: value if processor is None else processor(value)
-                for name, processor, value in zip(names, processors, row, strict=True)
-            }
+            return names, cursor.fetchall()
+        return names, [
+            tuple(
+                value if processor is None else processor(value)
+                for processor, value in zip(processors, row, strict=True)
+            )
             for row in cursor.fetchall()
         ]
 

@@ -86,14 +86,14 @@ class TaskCollection(_TaskView):
             etag = conditional.list_etag(owner, before.version)
             if conditional.none_match(etag):
                 return conditional.not_modified(etag)
-        rows, total, version = tasks.list_tasks(
+        payloads, total, version = tasks.list_tasks(
             owner_id=owner, query=query, token=token, before=before
         )
         headers = pagination_headers(
             total=total, page=query.page, page_size=query.page_size, args=request.args
         )
         headers["ETag"] = conditional.list_etag(owner, version)
-        return json_response([task_payload(row) for row in rows], headers=headers)
+        return json_response(payloads, headers=headers)
 
     @idempotency.checks_idempotency_key  # before the body (API.md, Details 1.1)
     @blp.arguments(TaskCreate())

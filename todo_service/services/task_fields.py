@@ -19,7 +19,7 @@ the same text for the same instant.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,3 +75,21 @@ def task_payload(row: Mapping[str, Any]) -> dict[str, Any]:
     payload = {name: row[name] for name in STORED_FIELDS}
     payload["status"] = "completed" if row["completed"] else "pending"
     return payload
+
+
+_COMPLETED_AT = STORED_FIELDS.index("completed")
+
+
+def task_payloads(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
+    """`task_payload` of each row of a statement read as tuples, whose
+    columns start with `SELECTED_COLUMNS` (a list page: the columns after
+    them, the page's version and counts, are left out)."""
+    if tuple(columns[: len(STORED_FIELDS)]) != STORED_FIELDS:
+        raise ValueError(f"columns do not start with the task's fields: {columns}")
+    payloads = []
+    for row in rows:
+        # Stops at the last task field: the page's own columns follow.
+        payload = dict(zip(STORED_FIELDS, row, strict=False))
+        payload["status"] = "completed" if row[_COMPLETED_AT] else "pending"
+        payloads.append(payload)
+    return payloads

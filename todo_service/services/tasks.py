@@ -56,7 +56,7 @@ from . import preconditions, tokens
 from .list_versions import version_columns, version_of
 from .preconditions import IfMatch
 from .tags import replace_task_tags
-from .task_fields import COLUMN_FIELDS, SELECTED_COLUMNS, WRITABLE_COLUMNS
+from .task_fields import COLUMN_FIELDS, SELECTED_COLUMNS, WRITABLE_COLUMNS, task_payloads
 
 # Sort keys, each ascending; `-key` reverses it. Tasks without a due date
 # come last in both directions of `due_at`; `-priority` is high first.
@@ -389,19 +389,23 @@ def list_tasks(
     token: tokens.TokenCheck,
     before: ListVersion | None = None,
 ) -> tuple[list[dict[str, Any]], int, str]:
-    """One page of the owner's tasks, the exact total for the filter, and the
-    list's version: from the page's own snapshot, or `before` it (read by
-    `list_version`, which checked the token), never after it: a version newer
-    than the page would let a client keep a stale page."""
+    """One page of the owner's tasks (their payloads), the exact total for
+    the filter, and the list's version: from the page's own snapshot, or
+    `before` it (read by `list_version`, which checked the token), never
+    after it: a version newer than the page would let a client keep a stale
+    page."""
     params = _list_params(owner_id, query, token)
     filters = query.filters()
     conn = connection()
     deep = params["offset"] >= _DEEP_OFFSET
     page = _page_statement(query.sort, filters, deep, _written_page_size(query, filters))
-    rows = page.execute(conn, params).rows
-    if rows:
-        version = version_of(rows[0])
-        counts: Any = (rows[0]["_total"], rows[0]["_completed"]) if filters.counted else None
+    # Read as tuples: the page's version and counts ride along on every row,
+    # and only the first row's are needed.
+    result = page.execute_tuples(conn, params)
+    first = dict(zip(result.columns, result.rows[0], strict=True)) if result.rows else None
+    if first is not None:
+        version = version_of(first)
+        counts: Any = (first["_total"], first["_completed"]) if filters.counted else None
     elif before is not None:
         version, counts = before.version, before.counts
     else:
@@ -414,16 +418,17 @@ def list_tasks(
             raise Unauthorized("Token has been revoked.")
         version, counts = version_of(meta), (meta["_total"], meta["_completed"])
         if not meta["_still_empty"]:
-            rows = page.execute(conn, params).rows
-            if rows:
-                version = version_of(rows[0])
+            result = page.execute_tuples(conn, params)
+            if result.rows:
+                first = dict(zip(result.columns, result.rows[0], strict=True))
+                version = version_of(first)
                 if filters.counted:
-                    counts = (rows[0]["_total"], rows[0]["_completed"])
+                    counts = (first["_total"], first["_completed"])
     if not filters.counted:
         total = _match_count_statement(filters).execute(conn, params).rows[0]["total"]
     else:
         total = _total_from_counts(query, counts)
-    return rows, int(total), version
+    return task_payloads(result.columns, result.rows), int(total), version
 
 
 def count_tasks(*, owner_id: uuid.UUID) -> int:
