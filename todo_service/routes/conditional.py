@@ -163,13 +163,8 @@ def _documented(view: Callable[..., Any], parameter: dict[str, Any]) -> None:
 
 def takes_if_none_match(view: Callable[..., Any]) -> Callable[..., Any]:
     """Documents the `If-None-Match` header (the view answers it)."""
-
-    @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return view(*args, **kwargs)
-
-    _documented(wrapper, _IF_NONE_MATCH_PARAM)
-    return wrapper
+    _documented(view, _IF_NONE_MATCH_PARAM)
+    return view
 
 
 def takes_if_match(view: Callable[..., Any]) -> Callable[..., Any]:
