@@ -9,7 +9,8 @@
 - `code_point_order(expr)`: sort strings by code point whatever the locale.
 - `in_text_list(expr, param)`: membership in a list of strings bound as one
   `TextList` parameter; `joined_text(expr)`: an aggregate joining strings.
-- `task_tag_list(task_id)`: a task's tags, in their order, as a list.
+- `task_tag_list(task_id)`: a task's tags, in their order, as a list;
+  `no_tags()`: an empty one, of the same type.
 - `current_xmin()`: the change feed's horizon of settled transactions
   (migration 0003): PostgreSQL's snapshot xmin; on SQLite, where one writer
   at a time commits in order, every change is settled.
@@ -216,6 +217,23 @@ def _task_tag_list_pg(element: task_tag_list, compiler: SQLCompiler, **kw: Any) 
 @compiles(task_tag_list, "sqlite")
 def _task_tag_list_sqlite(element: task_tag_list, compiler: SQLCompiler, **kw: Any) -> str:
     return _TAG_ARRAY_SQLITE
+
+
+class no_tags(FunctionElement[list[str]]):  # noqa: N801
+    """An empty tag list, read as `task_tag_list` reads one."""
+
+    type = TagList()
+    inherit_cache = True
+
+
+@compiles(no_tags, "postgresql")
+def _no_tags_pg(element: no_tags, compiler: SQLCompiler, **kw: Any) -> str:
+    return "'{}'::text[]"
+
+
+@compiles(no_tags, "sqlite")
+def _no_tags_sqlite(element: no_tags, compiler: SQLCompiler, **kw: Any) -> str:
+    return "'[]'"
 
 
 class current_xmin(FunctionElement[int]):  # noqa: N801

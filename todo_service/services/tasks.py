@@ -56,7 +56,13 @@ from . import preconditions, tokens
 from .list_versions import version_columns, version_of
 from .preconditions import IfMatch
 from .tags import replace_task_tags
-from .task_fields import COLUMN_FIELDS, SELECTED_COLUMNS, WRITABLE_COLUMNS, task_payloads
+from .task_fields import (
+    COLUMN_FIELDS,
+    INSERTED_COLUMNS,
+    SELECTED_COLUMNS,
+    WRITABLE_COLUMNS,
+    task_payloads,
+)
 
 # Sort keys, each ascending; `-key` reverses it. Tasks without a due date
 # come last in both directions of `due_at`; `-priority` is high first.
@@ -459,7 +465,7 @@ _CREATE = Prebuilt(
             *(bindparam(f"new_{name}", type_=Task.__table__.c[name].type) for name in COLUMN_FIELDS)
         ).where(tokens.still_valid()),
     )
-    .returning(*SELECTED_COLUMNS)
+    .returning(*INSERTED_COLUMNS)
 )
 
 
