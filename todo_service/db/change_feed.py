@@ -15,41 +15,25 @@ transaction still running can write a change at or below it.
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import BigInteger
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
+
+from .dialects import fixed_sql
 
 MAX_BIGINT = 9223372036854775807
 
 
-class settled_floor_xid(FunctionElement[int]):  # noqa: N801 (SQL function style)
-    type = BigInteger()
-    inherit_cache = True
+settled_floor_xid = fixed_sql(
+    "settled_floor_xid",
+    BigInteger(),
+    postgresql="(pg_snapshot_xmin(pg_current_snapshot())::text::bigint - 1)",
+    sqlite="0",
+    doc="The transaction part of the settled floor (the module's docstring).",
+)
 
-
-@compiles(settled_floor_xid, "postgresql")
-def _floor_xid_pg(element: settled_floor_xid, compiler: SQLCompiler, **kw: Any) -> str:
-    return "(pg_snapshot_xmin(pg_current_snapshot())::text::bigint - 1)"
-
-
-@compiles(settled_floor_xid, "sqlite")
-def _floor_xid_sqlite(element: settled_floor_xid, compiler: SQLCompiler, **kw: Any) -> str:
-    return "0"
-
-
-class settled_floor_seq(FunctionElement[int]):  # noqa: N801
-    type = BigInteger()
-    inherit_cache = True
-
-
-@compiles(settled_floor_seq, "postgresql")
-def _floor_seq_pg(element: settled_floor_seq, compiler: SQLCompiler, **kw: Any) -> str:
-    return str(MAX_BIGINT)
-
-
-@compiles(settled_floor_seq, "sqlite")
-def _floor_seq_sqlite(element: settled_floor_seq, compiler: SQLCompiler, **kw: Any) -> str:
-    return "(SELECT value FROM task_change_counter)"
+settled_floor_seq = fixed_sql(
+    "settled_floor_seq",
+    BigInteger(),
+    postgresql=str(MAX_BIGINT),
+    sqlite="(SELECT value FROM task_change_counter)",
+    doc="The sequence part of the settled floor (the module's docstring).",
+)

@@ -24,6 +24,7 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,7 +36,7 @@ from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
-from sqlalchemy.types import NullType, String, TypeDecorator
+from sqlalchemy.types import NullType, String, TypeDecorator, TypeEngine
 
 _SQLITE_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 _ONE_MICROSECOND = timedelta(microseconds=1)
@@ -219,39 +220,39 @@ def _task_tag_list_sqlite(element: task_tag_list, compiler: SQLCompiler, **kw: A
     return _TAG_ARRAY_SQLITE
 
 
-class no_tags(FunctionElement[list[str]]):  # noqa: N801
-    """An empty tag list, read as `task_tag_list` reads one."""
-
-    type = TagList()
-    inherit_cache = True
-
-
-@compiles(no_tags, "postgresql")
-def _no_tags_pg(element: no_tags, compiler: SQLCompiler, **kw: Any) -> str:
-    return "'{}'::text[]"
-
-
-@compiles(no_tags, "sqlite")
-def _no_tags_sqlite(element: no_tags, compiler: SQLCompiler, **kw: Any) -> str:
-    return "'[]'"
+def fixed_sql(
+    name: str, type_: TypeEngine[Any], *, postgresql: str, sqlite: str, doc: str
+) -> type[FunctionElement[Any]]:
+    """An SQL expression whose text is fixed for each database: `name()` in a
+    statement renders as `postgresql` or as `sqlite`, read as `type_`."""
+    element: type[FunctionElement[Any]] = type(
+        name, (FunctionElement,), {"type": type_, "inherit_cache": True, "__doc__": doc}
+    )
+    for dialect, text in (("postgresql", postgresql), ("sqlite", sqlite)):
+        compiles(element, dialect)(functools.partial(_fixed_text, text))
+    return element
 
 
-class current_xmin(FunctionElement[int]):  # noqa: N801
-    """Every change of a transaction with a smaller id is settled: committed
-    or rolled back, never to appear later (see migration 0003)."""
-
-    type = BigInteger()
-    inherit_cache = True
+def _fixed_text(text: str, element: Any, compiler: SQLCompiler, **kw: Any) -> str:
+    return text
 
 
-@compiles(current_xmin, "postgresql")
-def _current_xmin_pg(element: current_xmin, compiler: SQLCompiler, **kw: Any) -> str:
-    return "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+no_tags = fixed_sql(
+    "no_tags",
+    TagList(),
+    postgresql="'{}'::text[]",
+    sqlite="'[]'",
+    doc="An empty tag list, read as `task_tag_list` reads one.",
+)
 
-
-@compiles(current_xmin, "sqlite")
-def _current_xmin_sqlite(element: current_xmin, compiler: SQLCompiler, **kw: Any) -> str:
-    return "9223372036854775807"
+current_xmin = fixed_sql(
+    "current_xmin",
+    BigInteger(),
+    postgresql="pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
+    sqlite="9223372036854775807",
+    doc="Every change of a transaction with a smaller id is settled: committed "
+    "or rolled back, never to appear later (see migration 0003).",
+)
 
 
 class code_point_order(FunctionElement[str]):  # noqa: N801
