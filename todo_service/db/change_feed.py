@@ -17,10 +17,7 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger
 
-from .dialects import fixed_sql
-
-MAX_BIGINT = 9223372036854775807
-
+from .dialects import MAX_BIGINT, fixed_sql
 
 settled_floor_xid = fixed_sql(
     "settled_floor_xid",

@@ -11,6 +11,8 @@
   `TextList` parameter; `joined_text(expr)`: an aggregate joining strings.
 - `task_tag_list(task_id)`: a task's tags, in their order, as a list;
   `no_tags()`: an empty one, of the same type.
+- `fixed_sql(...)`: an expression whose SQL text is a constant per database
+  (`no_tags`, `current_xmin`, the change feed's settled floor).
 - `current_xmin()`: the change feed's horizon of settled transactions
   (migration 0003): PostgreSQL's snapshot xmin; on SQLite, where one writer
   at a time commits in order, every change is settled.
@@ -38,6 +40,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import NullType, String, TypeDecorator, TypeEngine
 
+MAX_BIGINT = 9223372036854775807
 _SQLITE_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 _ONE_MICROSECOND = timedelta(microseconds=1)
 
@@ -249,7 +252,7 @@ current_xmin = fixed_sql(
     "current_xmin",
     BigInteger(),
     postgresql="pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
-    sqlite="9223372036854775807",
+    sqlite=str(MAX_BIGINT),
     doc="Every change of a transaction with a smaller id is settled: committed "
     "or rolled back, never to appear later (see migration 0003).",
 )
